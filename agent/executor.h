@@ -1,0 +1,84 @@
+/* executor: runs back-end calls for one connector on a fixed pool of worker threads.
+ *
+ * Owns the worker threads, their sessions and queues (executor_free joins them). Orders
+ * with the same AssignedResourceTypeId always go to the same worker, so they run in the
+ * order they arrived and never concurrently; different resources run in parallel.
+ * Work crosses threads through per-worker queues, and completions come back to the loop
+ * thread through one libevent event (no other shared state). The done callback runs on
+ * the loop thread.
+ *
+ * Circuit breaker: when the back-end answers CA_BACKEND_EUNAVAILABLE, the executor opens
+ * its breaker: the order is kept (never failed for it), all workers hold their queues,
+ * and the target is re-checked with exponential backoff; the status callback tells the
+ * loop (DISCONNECTED / CONNECTED) on each change. Everything else passes through.
+ *
+ * Called from the loop thread only, except where said. */
+#ifndef CA_EXECUTOR_H
+#define CA_EXECUTOR_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend_loader.h"
+#include "config.h"
+#include "order.h"
+
+enum executor_op {
+	EXECUTOR_EXECUTE = 1,
+	EXECUTOR_PROBE = 2,
+	EXECUTOR_DESCRIBE = 3, /* dry run */
+};
+
+/* One finished (or abandoned) job, handed to the done callback, which takes ownership
+ * of order and result. */
+struct executor_outcome {
+	struct ca_order *order;
+	const struct ca_config_resource_type *mapping; /* as submitted */
+	enum executor_op op;
+	int rc;                        /* CA_BACKEND_OK, a CA_BACKEND_E* code, or
+					* EXECUTOR_ABANDONED */
+	enum ca_backend_probe probe;   /* for EXECUTOR_PROBE with rc OK */
+	struct ca_backend_result result; /* for rc OK */
+	char error[BACKEND_MESSAGE_MAX]; /* why, when rc != OK */
+	uint64_t duration_ms;
+};
+
+/* rc of an order that was queued but never started because of shutdown. */
+#define EXECUTOR_ABANDONED 1
+
+typedef void (*executor_done_fn)(void *ctx, struct executor_outcome *outcome);
+typedef void (*executor_status_fn)(void *ctx, int connected, const char *why);
+
+struct executor;
+
+/* Starts conn->max_parallel workers, each opening a session. instance is the plug-in's
+ * instance for this connector (borrowed, outlives the executor). */
+int executor_new(struct event_base *base, const struct ca_config_connector *conn,
+		 struct backend *backend, void *instance, executor_done_fn done,
+		 executor_status_fn status, void *ctx, struct executor **out,
+		 struct ca_error *err);
+
+/* Queues a job; takes ownership of order (given back in the outcome). mapping is
+ * borrowed and must outlive the job. */
+int executor_submit(struct executor *e, struct ca_order *order,
+		    const struct ca_config_resource_type *mapping, enum executor_op op);
+
+/* Jobs submitted and not yet handed back. */
+size_t executor_pending(const struct executor *e);
+/* 1 while the breaker is closed (target reachable). */
+int executor_connected(const struct executor *e);
+/* Seconds since a worker last made progress while it had work; 0 when idle. Used by
+ * the watchdog: a wedged worker must get the service restarted. */
+uint64_t executor_stalled_ms(const struct executor *e, uint64_t now_ms);
+
+/* Stops taking jobs, hands back every queued job as EXECUTOR_ABANDONED (through done),
+ * lets running ones finish. Returns at once; executor_idle tells when all are back. */
+void executor_drain(struct executor *e);
+int executor_idle(const struct executor *e);
+
+/* Joins the workers (after executor_drain, or abandoning what is queued) and closes
+ * their sessions. Accepts NULL. Must not be called from the done callback. */
+void executor_free(struct executor *e);
+
+#endif

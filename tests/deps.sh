@@ -1,0 +1,24 @@
+# Sourced by tests/run.sh and packaging/demo.sh: installs the Debian packages a step
+# needs, once (apt-get only when something is missing), without prompts.
+ca_build_packages="gcc libc6-dev make cmake pkg-config libevent-dev libcurl4-openssl-dev
+  libsystemd-dev libssl-dev libjansson-dev libsqlite3-dev libldap-dev libpq-dev
+  libinih-dev"
+ca_test_packages="libcmocka-dev python3 sqlite3 openssl"
+
+ca_install_deps() {
+  local want="$ca_build_packages"
+  [ "${1:-}" = test ] && want="$want $ca_test_packages"
+  local missing=()
+  for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
