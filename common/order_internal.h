@@ -19,7 +19,8 @@
 /* How many characters of a server-supplied text are quoted in a message. */
 #define CA_QUOTE_MAX 64
 
-/* Loads len bytes of untrusted JSON: nesting checked first (cheaply, without building
+/* Loads len bytes of untrusted JSON (any value at the top, so that callers can name the
+ * type they got instead of a parse error): nesting checked first (cheaply, without building
  * anything), then parsed with duplicate keys rejected. what names the body in messages.
  * Returns 0 with *out owned by the caller, -EBADMSG with err filled, or -ENOMEM. */
 int order_json_load(const char *body, size_t len, const char *what, json_t **out,

@@ -60,7 +60,7 @@ int order_json_load(const char *body, size_t len, const char *what, json_t **out
                 return ca_error_set(err, -EBADMSG, "%s: nested deeper than %d levels", what,
                                     CA_JSON_MAX_DEPTH);
         json_error_t jerr;
-        json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         if (!root) {
                 if (json_error_code(&jerr) == json_error_out_of_memory)
                         return ca_error_set(err, -ENOMEM, "%s: out of memory", what);
