@@ -91,6 +91,10 @@ int journal_list_to(struct journal *j, const char *what, FILE *f, struct ca_erro
         sqlite3_reset(st);
         if (code == 0)
                 fprintf(f, "%zu %s entr%s\n", n, what, n == 1 ? "y" : "ies");
+        if (code == 0 && id == JS_LIST_PENDING && n > 0)
+                fprintf(f, "While the agent is stopped, EXECUTING orders are in doubt: check "
+                           "each on its target, then resolve it as Executed or Errored (journal "
+                           "resolve) so that its result is reported.\n");
         return code;
 }
 

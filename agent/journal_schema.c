@@ -51,8 +51,21 @@ int journal_schema_version(sqlite3 *db, int *version)
         return rc;
 }
 
-static int damaged(const char *path, const char *why, struct ca_error *err)
+#define DAMAGE_WHY_MAX 120 /* leaves room in the message for the way out */
+
+static int damaged(const char *path, const char *why_in, struct ca_error *err)
 {
+        /* quick_check answers in several lines with banners; the operator gets one line. */
+        char why[DAMAGE_WHY_MAX + 1];
+        size_t n = 0;
+        for (size_t i = 0; why_in[i] && n < DAMAGE_WHY_MAX; i++) {
+                char c = why_in[i] == '\n' ? ' ' : why_in[i];
+                if (c != '*' && !(c == ' ' && (n == 0 || why[n - 1] == ' ')))
+                        why[n++] = c;
+        }
+        while (n > 0 && why[n - 1] == ' ')
+                n--;
+        why[n] = '\0';
         return ca_error_set(
             err, -EPROTO,
             "journal %s is damaged (%s). Way out: stop the agent and move the file "

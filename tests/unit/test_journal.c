@@ -264,6 +264,30 @@ static void test_reads_see_uncommitted(void **state)
         journal_close(j);
 }
 
+/* Another process (the operator's resolve) holding the file: the write fails with
+ * -EBUSY, but nothing was pending, so nothing is lost and the journal goes on. */
+static void test_busy_loses_nothing(void **state)
+{
+        struct fixture *f = *state;
+        struct ca_error err = {0};
+        struct journal *j = open_ok(f->path, 1);
+        sqlite3_busy_timeout(journal_db(j), 20);
+        sqlite3 *other = NULL;
+        assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        struct ca_order *o = make_order("o1", "Added", 0);
+        assert_int_equal(journal_begin(j, CONN, o, &err), -EBUSY);
+        assert_non_null(strstr(err.msg, "another process"));
+        assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(other);
+        assert_int_equal(journal_commit(j, &err), 0); /* no batch was lost */
+        assert_int_equal(journal_begin(j, CONN, o, &err), 0);
+        order_free(o);
+        commit_ok(j);
+        assert_int_equal(state_of(j, CONN, "o1"), JOURNAL_EXECUTING);
+        journal_close(j);
+}
+
 static void test_restart_persistence(void **state)
 {
         struct fixture *f = *state;
@@ -428,6 +452,7 @@ static void assert_damaged(const char *path)
         assert_null(j);
         print_message("refusal: %s\n", err.msg);
         assert_non_null(strstr(err.msg, "damaged"));
+        assert_null(strchr(err.msg, '\n')); /* one line for the log */
         assert_non_null(strstr(err.msg, "move the file aside"));
         assert_non_null(strstr(err.msg, "empty journal"));
         assert_non_null(strstr(err.msg, "re-delivers"));
@@ -462,6 +487,32 @@ static void test_corrupt_truncated_refused(void **state)
         assert_int_equal(stat(f->path, &sb), 0);
         assert_true(sb.st_size > 200000);
         assert_int_equal(truncate(f->path, sb.st_size / 2), 0);
+        assert_damaged(f->path);
+}
+
+/* A damaged page in the middle of the table: the header is fine, only a check finds it. */
+static void test_corrupt_page_refused(void **state)
+{
+        struct fixture *f = *state;
+        struct journal *j = open_ok(f->path, 0);
+        char id[32];
+        for (int i = 0; i < 400; i++) {
+                snprintf(id, sizeof(id), "p%04d", i);
+                struct ca_order *o = make_order(id, "Added", 1000);
+                assert_int_equal(journal_begin(j, CONN, o, NULL), 0);
+                order_free(o);
+        }
+        commit_ok(j);
+        journal_close(j);
+        struct stat sb;
+        assert_int_equal(stat(f->path, &sb), 0);
+        int fd = open(f->path, O_WRONLY);
+        assert_true(fd >= 0);
+        static unsigned char junk[4096];
+        memset(junk, 0xab, sizeof(junk));
+        off_t page = (sb.st_size / 2) & ~(off_t)4095;
+        assert_int_equal(pwrite(fd, junk, sizeof(junk), page), (ssize_t)sizeof(junk));
+        close(fd);
         assert_damaged(f->path);
 }
 
@@ -754,6 +805,7 @@ static void test_list(void **state)
         assert_non_null(strstr(t, "Added"));
         assert_null(strstr(t, "finished-1"));
         assert_non_null(strstr(t, "1 pending entry"));
+        assert_non_null(strstr(t, "in doubt")); /* and what to do about it */
         free(t);
         t = list_text(j, "unreported", 0);
         assert_non_null(strstr(t, "finished-1"));
@@ -833,6 +885,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_open_pragmas, setup, teardown),
             cmocka_unit_test_setup_teardown(test_state_machine, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reads_see_uncommitted, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_busy_loses_nothing, setup, teardown),
             cmocka_unit_test_setup_teardown(test_restart_persistence, setup, teardown),
             cmocka_unit_test_setup_teardown(test_crash_loses_only_uncommitted, setup, teardown),
             cmocka_unit_test_setup_teardown(test_oldest_first, setup, teardown),
@@ -840,6 +893,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_corrupt_garbage_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_corrupt_truncated_refused, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_corrupt_page_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_migrate_from_zero, setup, teardown),
             cmocka_unit_test_setup_teardown(test_migration_steps, setup, teardown),
             cmocka_unit_test_setup_teardown(test_disk_full_max_page_count, setup, teardown),
