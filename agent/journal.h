@@ -10,7 +10,12 @@
  *
  * Group commit: writes go into one open transaction; journal_commit makes them all
  * durable with one flush. Callers batch (e.g. all orders of a page, all results
- * finished within a few ms) and act on them only after the commit returns.
+ * finished within a few ms) and act on them only after the commit returns. When a
+ * write fails (-ENOSPC, -EIO ...), the whole batch since the last commit is rolled
+ * back: that write, every later write and the next journal_commit fail with the same
+ * error, so that nothing of the lost batch is acted on; after that commit the journal
+ * works again as soon as the cause is gone. Refusals (-EEXIST, -ENOENT, -EINVAL) lose
+ * nothing.
  *
  * Threads: one journal is used from one thread (the loop thread). Errors: 0 or a
  * negative errno, with err filled; -ENOSPC for a full disk, -EIO for other write
@@ -20,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "error.h"
 #include "order.h"
@@ -27,10 +33,10 @@
 #define CA_JOURNAL_SCHEMA_VERSION 1
 
 enum journal_state {
-	JOURNAL_UNKNOWN = 0, /* never seen */
-	JOURNAL_EXECUTING = 1,
-	JOURNAL_FINISHED = 2,
-	JOURNAL_REPORTED = 3,
+        JOURNAL_UNKNOWN = 0, /* never seen */
+        JOURNAL_EXECUTING = 1,
+        JOURNAL_FINISHED = 2,
+        JOURNAL_REPORTED = 3,
 };
 
 struct journal;
@@ -44,17 +50,17 @@ void journal_close(struct journal *j); /* commits what is open; accepts NULL */
 
 /* The state of (connector, key); JOURNAL_UNKNOWN when never seen. */
 int journal_state_of(struct journal *j, const char *connector, const char *key,
-		     enum journal_state *state, struct ca_error *err);
+                     enum journal_state *state, struct ca_error *err);
 
 /* Records that order is about to be executed (state EXECUTING), with its JSON so that it
  * can be settled after a crash. -EEXIST when the order is already known. */
 int journal_begin(struct journal *j, const char *connector, const struct ca_order *order,
-		  struct ca_error *err);
+                  struct ca_error *err);
 
 /* Stores the result of an EXECUTING order (state FINISHED). An order not known yet is
  * inserted directly as FINISHED (e.g. an order Errored before execution). */
 int journal_finish(struct journal *j, const char *connector, const struct ca_result *result,
-		   struct ca_error *err);
+                   struct ca_error *err);
 
 /* Makes every write since the last commit durable. */
 int journal_commit(struct journal *j, struct ca_error *err);
@@ -62,35 +68,43 @@ int journal_commit(struct journal *j, struct ca_error *err);
 /* The stored result of a FINISHED or REPORTED order; *out is new (result_free), or NULL
  * when the order has none. */
 int journal_result(struct journal *j, const char *connector, const char *key,
-		   struct ca_result **out, struct ca_error *err);
+                   struct ca_result **out, struct ca_error *err);
 
 /* Up to max FINISHED (unreported) results of connector, oldest first. *out is a new
  * array of new results (journal_results_free). */
 int journal_unreported(struct journal *j, const char *connector, size_t max,
-		       struct ca_result ***out, size_t *count, struct ca_error *err);
+                       struct ca_result ***out, size_t *count, struct ca_error *err);
 void journal_results_free(struct ca_result **results, size_t count);
 /* Number of FINISHED results of connector (NULL: of all connectors). */
 int journal_unreported_count(struct journal *j, const char *connector, size_t *count,
-			     struct ca_error *err);
+                             struct ca_error *err);
 
-/* FINISHED -> REPORTED for these keys. */
+/* FINISHED -> REPORTED for these keys (others are left alone). Returns how many changed. */
 int journal_mark_reported(struct journal *j, const char *connector, const char *const *keys,
-			  size_t count, struct ca_error *err);
+                          size_t count, struct ca_error *err);
 
 /* Orders left EXECUTING (in doubt after a crash), oldest first, rebuilt from their stored
  * JSON. *out is a new array of new orders (journal_orders_free). */
 int journal_in_doubt(struct journal *j, const char *connector, struct ca_order ***out,
-		     size_t *count, struct ca_error *err);
+                     size_t *count, struct ca_error *err);
 void journal_orders_free(struct ca_order **orders, size_t count);
 
 /* Deletes REPORTED entries reported before now - retention. Returns the number deleted. */
 int journal_prune(struct journal *j, int64_t now_s, int64_t retention_s, struct ca_error *err);
 
+/* Deletes an EXECUTING entry whose order was abandoned before any back-end saw it.
+ * -ENOENT when unknown, -EINVAL when it is not EXECUTING (a result is never deleted). */
+int journal_forget(struct journal *j, const char *connector, const char *key, struct ca_error *err);
+
 /* Operator support (connector-agent journal ...): prints pending, in-doubt and
  * unreported entries to stdout; resolves an in-doubt order by hand as Executed or
  * Errored with the operator's message. */
 int journal_list(struct journal *j, const char *what, struct ca_error *err);
+/* what: "pending" (EXECUTING), "unreported" (FINISHED) or "all"; -EINVAL otherwise. */
+int journal_list_to(struct journal *j, const char *what, FILE *out, struct ca_error *err);
+/* EXECUTING -> FINISHED with the operator's outcome, committed before it returns;
+ * -ENOENT when unknown, -EINVAL when not EXECUTING. */
 int journal_resolve(struct journal *j, const char *connector, const char *key,
-		    enum ca_result_state state, const char *message, struct ca_error *err);
+                    enum ca_result_state state, const char *message, struct ca_error *err);
 
 #endif
