@@ -325,6 +325,24 @@ static const char *host_argument(const struct ca_backend_order *o, const char *k
 
 /* --- outcomes --- */
 
+/* A message cut to fit its buffer must not end inside a UTF-8 sequence: it goes into
+ * JSON for the server. */
+static void utf8_trim(char *s, size_t cap, int written)
+{
+        if (written < 0 || (size_t)written < cap)
+                return;
+        size_t len = strlen(s);
+        size_t i = len;
+        while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+                i--;
+        if (i > 0 && ((unsigned char)s[i - 1] & 0x80)) {
+                unsigned char lead = (unsigned char)s[i - 1];
+                size_t need = (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3 : 4;
+                if (len - (i - 1) < need)
+                        s[i - 1] = '\0';
+        }
+}
+
 static void host_result_set(struct ca_backend_result *r, enum ca_backend_state state,
                             const char *resource_identifier, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -336,14 +354,16 @@ static void host_result_set(struct ca_backend_result *r, enum ca_backend_state s
                 return;
         r->set = 1;
         r->state = state == CA_BACKEND_EXECUTED ? CA_BACKEND_EXECUTED : CA_BACKEND_ERRORED;
-        snprintf(r->resource_identifier, sizeof(r->resource_identifier), "%s",
-                 resource_identifier ? resource_identifier : "");
+        int ri = snprintf(r->resource_identifier, sizeof(r->resource_identifier), "%s",
+                          resource_identifier ? resource_identifier : "");
+        utf8_trim(r->resource_identifier, sizeof(r->resource_identifier), ri);
         r->message[0] = '\0';
         if (fmt) {
                 va_list ap;
                 va_start(ap, fmt);
-                vsnprintf(r->message, sizeof(r->message), fmt, ap);
+                int n = vsnprintf(r->message, sizeof(r->message), fmt, ap);
                 va_end(ap);
+                utf8_trim(r->message, sizeof(r->message), n);
         }
 }
 
@@ -359,10 +379,13 @@ static int host_error(struct ca_backend_error *err, int code, const char *key, c
 
         err->code = code;
         size_t used = strnlen(err->message, sizeof(err->message));
+        int n = 0;
         if (used == 0)
-                snprintf(err->message, sizeof(err->message), "%s", line);
+                n = snprintf(err->message, sizeof(err->message), "%s", line);
         else if (used < sizeof(err->message) - 1)
-                snprintf(err->message + used, sizeof(err->message) - used, "\n%s", line);
+                n = (int)used +
+                    snprintf(err->message + used, sizeof(err->message) - used, "\n%s", line);
+        utf8_trim(err->message, sizeof(err->message), n);
         if (key && !err->key[0])
                 snprintf(err->key, sizeof(err->key), "%s", key);
         return code;
