@@ -30,6 +30,8 @@
 /* Per-worker queue bound when the connector sets no max_in_flight. The loop bounds the
  * orders in flight itself; this only stops a runaway caller. */
 #define EXECUTOR_QUEUE_DEFAULT_MAX 1000
+/* Pause after an allocation failure before trying the same job again. */
+#define EXECUTOR_NOMEM_PAUSE_MS 100
 /* Workers beyond this are refused (a configuration error, not a tuning knob). */
 #define EXECUTOR_WORKERS_MAX 256
 
@@ -184,8 +186,9 @@ static void breaker_close_locked(struct executor *e)
 
         if (!e->breaker_open)
                 return;
+        /* The backoff is reset only when an order gets through (worker_run): a target
+         * that answers check but fails every order must not flap at the base rate. */
         e->breaker_open = 0;
-        backoff_reset(&e->backoff);
         log_ctx(CA_LOG_NOTICE, e->conn->name, NULL, "target reachable again; resuming orders");
         breaker_notify_locked(e, 1, "");
         for (i = 0; i < e->nworkers; i++)
@@ -354,6 +357,70 @@ static void retry_done_locked(struct executor *e)
                 pthread_cond_signal(&e->workers[i].cv);
 }
 
+/* Runs job unlocked, then files its outcome under e->mu, which is held on return.
+ * Returns 1 when the loop must be woken. */
+static int worker_run(struct worker *w, struct job *job, int retry)
+{
+        struct executor *e = w->e;
+        struct executor_outcome *out = calloc(1, sizeof(*out));
+        struct completion *c = calloc(1, sizeof(*c));
+        int wake = 0;
+
+        if (!out || !c) {
+                struct timespec ts;
+
+                free(out);
+                free(c);
+                pthread_mutex_lock(&e->mu);
+                /* No room for the outcome: keep the job in its place and give the
+                 * allocator a moment rather than spinning. */
+                queue_push_front_locked(w, job);
+                if (retry)
+                        retry_done_locked(e);
+                timespec_at(&ts, time_mono_ms() + EXECUTOR_NOMEM_PAUSE_MS);
+                pthread_cond_timedwait(&w->cv, &e->mu, &ts);
+                return 0;
+        }
+        job_run(w, job, out);
+        pthread_mutex_lock(&e->mu);
+        if (out->rc == CA_BACKEND_EUNAVAILABLE && !e->draining) {
+                /* Never fail an order because the target is down: it keeps its place
+                 * and waits for the breaker. */
+                queue_push_front_locked(w, job);
+                if (retry) {
+                        breaker_retry_failed_locked(e, out->error);
+                        retry_done_locked(e);
+                } else if (!e->breaker_open) {
+                        breaker_open_locked(e, out->error);
+                        wake = 1;
+                }
+                free(out);
+                free(c);
+                return wake;
+        }
+        if (out->rc == CA_BACKEND_EUNAVAILABLE) {
+                /* Draining: nothing was done, and nobody will wait for the target. */
+                out->rc = EXECUTOR_ABANDONED;
+                if (retry)
+                        retry_done_locked(e);
+        } else {
+                /* The target answered this order: a later outage starts from the
+                 * shortest delay again. */
+                backoff_reset(&e->backoff);
+                if (retry) {
+                        e->retry_busy = 0;
+                        breaker_close_locked(e);
+                }
+        }
+        out->order = job->order;
+        out->mapping = job->mapping;
+        out->op = job->op;
+        free(job);
+        c->outcome = out;
+        completion_push_locked(e, c);
+        return 1;
+}
+
 static void *worker_main(void *arg)
 {
         struct worker *w = arg;
@@ -415,57 +482,7 @@ static void *worker_main(void *arg)
                                 wake = 1;
                         }
                 } else {
-                        struct executor_outcome *out = calloc(1, sizeof(*out));
-                        struct completion *c = out ? calloc(1, sizeof(*c)) : NULL;
-
-                        if (!out || !c) {
-                                free(out);
-                                out = NULL;
-                                free(c);
-                                c = NULL;
-                        }
-                        if (out) {
-                                job_run(w, job, out);
-                                rc = out->rc;
-                        } else {
-                                rc = CA_BACKEND_EINTERNAL;
-                        }
-                        pthread_mutex_lock(&e->mu);
-                        if (rc == CA_BACKEND_EUNAVAILABLE || !out) {
-                                /* Never fail an order because the target is down (or because
-                                 * memory ran out for its outcome): it keeps its place. */
-                                queue_push_front_locked(w, job);
-                                if (retry) {
-                                        breaker_retry_failed_locked(e, out ? out->error
-                                                                           : "out of memory");
-                                        retry_done_locked(e);
-                                } else if (out) {
-                                        wake = !e->breaker_open;
-                                        breaker_open_locked(e, out->error);
-                                }
-                                free(out);
-                                free(c);
-                                if (!out) {
-                                        /* Out of memory: give the allocator a moment rather
-                                         * than spinning on the same job. */
-                                        struct timespec ts;
-
-                                        timespec_at(&ts, time_mono_ms() + 100);
-                                        pthread_cond_timedwait(&w->cv, &e->mu, &ts);
-                                }
-                        } else {
-                                out->order = job->order;
-                                out->mapping = job->mapping;
-                                out->op = job->op;
-                                free(job);
-                                c->outcome = out;
-                                completion_push_locked(e, c);
-                                wake = 1;
-                                if (retry) {
-                                        e->retry_busy = 0;
-                                        breaker_close_locked(e);
-                                }
-                        }
+                        wake = worker_run(w, job, retry);
                 }
                 /* Under e->mu is fine: the loop thread never holds libevent's base lock
                  * while it waits for e->mu (callbacks run with the base unlocked). */
@@ -500,6 +517,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
                 if (c->outcome) {
                         e->pending--;
                         e->done(e->ctx, c->outcome);
+                        /* The callback took the order; the outcome itself is ours. */
+                        free(c->outcome);
                 } else if (c->connected != e->connected_seen) {
                         e->connected_seen = c->connected;
                         if (e->status)

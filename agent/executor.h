@@ -31,7 +31,8 @@ enum executor_op {
 };
 
 /* One finished (or abandoned) job, handed to the done callback, which takes ownership
- * of order and result. */
+ * of order and result. The struct itself is the executor's: it is valid until done
+ * returns (copy what must outlive the call). */
 struct executor_outcome {
 	struct ca_order *order;
 	const struct ca_config_resource_type *mapping; /* as submitted */
