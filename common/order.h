@@ -63,7 +63,16 @@ void order_page_clear(struct ca_order_page *page);
 int order_from_json(json_t *obj, struct ca_order **out, struct ca_error *err);
 void order_free(struct ca_order *order);
 
-/* The key of an order without an Id (hex SHA-256, 64 chars + NUL). */
+/* The key of an order without an Id (hex SHA-256, 64 chars + NUL). Exactly:
+ *
+ *   lower-case hex of SHA-256( A || 0x00 || C || 0x00 || W || 0x00 || J )
+ *
+ * where A is AssignedResourceTypeId, C is ChangeType as sent, W is WorkflowInstanceId
+ * ("" when absent; a NULL argument counts as ""), and J is the canonical JSON of Changes:
+ * json_dumps(changes, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY), i.e. keys sorted,
+ * no spaces, UTF-8 as is, or the four bytes "null" when changes is NULL (absent or
+ * null). The NUL separators keep fields from running into each other ("1"+"2" vs "12").
+ * This is a stored identity: never change it. Returns 0, -ENOMEM or -EIO. */
 int order_compute_key(const char *assignment_id, const char *change_type,
 		      const char *workflow_instance_id, json_t *changes, char out[65]);
 
@@ -73,6 +82,10 @@ enum ca_result_state {
 	CA_RESULT_EXECUTED = 1,
 	CA_RESULT_ERRORED = 2,
 };
+
+/* Longest Message (and ResourceIdentifier) sent, in bytes; longer text is cut at a
+ * character boundary and ends with "...". */
+#define CA_RESULT_MESSAGE_MAX 2048
 
 /* One ProvisioningResults entry. All strings owned. */
 struct ca_result {
@@ -89,7 +102,8 @@ struct ca_result {
 };
 
 /* A result for order with the given outcome; message and resource_identifier may be
- * NULL. Returns NULL only on allocation failure. */
+ * NULL. Both are copied as valid UTF-8 (each invalid byte becomes U+FFFD) and capped at
+ * CA_RESULT_MESSAGE_MAX bytes. Returns NULL only on allocation failure. */
 struct ca_result *result_new(const struct ca_order *order, enum ca_result_state state,
 			     const char *message, const char *resource_identifier,
 			     int64_t executed_at);
