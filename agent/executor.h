@@ -31,7 +31,8 @@ enum executor_op {
 };
 
 /* One finished (or abandoned) job, handed to the done callback, which takes ownership
- * of order and result. */
+ * of order and result. The struct itself is the executor's: it is valid until done
+ * returns (copy what must outlive the call). */
 struct executor_outcome {
 	struct ca_order *order;
 	const struct ca_config_resource_type *mapping; /* as submitted */
@@ -60,7 +61,9 @@ int executor_new(struct event_base *base, const struct ca_config_connector *conn
 		 struct ca_error *err);
 
 /* Queues a job; takes ownership of order (given back in the outcome). mapping is
- * borrowed and must outlive the job. */
+ * borrowed and must outlive the job. On failure the caller keeps order: -EINVAL,
+ * -ENOMEM, -ESHUTDOWN after executor_drain, -ENOBUFS when that worker's queue holds
+ * conn->max_in_flight jobs already. */
 int executor_submit(struct executor *e, struct ca_order *order,
 		    const struct ca_config_resource_type *mapping, enum executor_op op);
 
@@ -68,14 +71,21 @@ int executor_submit(struct executor *e, struct ca_order *order,
 size_t executor_pending(const struct executor *e);
 /* 1 while the breaker is closed (target reachable). */
 int executor_connected(const struct executor *e);
-/* Seconds since a worker last made progress while it had work; 0 when idle. Used by
- * the watchdog: a wedged worker must get the service restarted. */
+/* Milliseconds since a worker last made progress while it had work (the age of the
+ * oldest back-end call still running); 0 when idle. Used by the watchdog: a wedged
+ * worker must get the service restarted. Any thread. */
 uint64_t executor_stalled_ms(const struct executor *e, uint64_t now_ms);
+/* 1 when a back-end call has run longer than twice the connector's order_timeout. */
+int executor_wedged(const struct executor *e, uint64_t now_ms);
 
 /* Stops taking jobs, hands back every queued job as EXECUTOR_ABANDONED (through done),
  * lets running ones finish. Returns at once; executor_idle tells when all are back. */
 void executor_drain(struct executor *e);
 int executor_idle(const struct executor *e);
+
+/* The breaker's re-check delays (default 1 s doubling up to 60 s, full jitter); for
+ * tests. */
+void executor_set_breaker_backoff(struct executor *e, uint64_t base_ms, uint64_t cap_ms);
 
 /* Joins the workers (after executor_drain, or abandoning what is queued) and closes
  * their sessions. Accepts NULL. Must not be called from the done callback. */

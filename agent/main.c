@@ -2,6 +2,6 @@
 
 int main(void)
 {
-	fputs("connector-agent: not written yet\n", stderr);
-	return 1;
+        fputs("connector-agent: not written yet\n", stderr);
+        return 1;
 }

@@ -1,0 +1,470 @@
+/* backend_host: the struct ca_host that plug-ins read orders and settings through.
+ *
+ * The casts between the opaque plug-in types and the agent's structs live here only.
+ * Nothing here keeps shared mutable state, except order_json's per-thread text cache
+ * (see there), so every accessor is safe to call from any thread. */
+#include "backend_loader.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* How many order_json texts one thread keeps alive at once. struct ca_order has no room
+ * for the text, so it lives in a per-thread ring: a text stays valid until this many
+ * later order_json calls for other orders on the same thread (a back-end works on one
+ * order at a time, and asking again for the same order returns the same pointer). */
+#define HOST_JSON_SLOTS          4
+#define HOST_CREDENTIAL_NAME_MAX 255
+
+static const struct ca_order *order_of(const struct ca_backend_order *o)
+{
+        return (const struct ca_order *)o;
+}
+
+static const struct ca_settings *settings_of(const struct ca_backend_settings *s)
+{
+        return (const struct ca_settings *)s;
+}
+
+/* --- settings --- */
+
+static const char *host_setting(const struct ca_backend_settings *s, const char *key)
+{
+        if (!s || !key)
+                return NULL;
+        return config_setting(settings_of(s), key);
+}
+
+static size_t host_setting_count(const struct ca_backend_settings *s)
+{
+        return s ? settings_of(s)->count : 0;
+}
+
+static const char *host_setting_key(const struct ca_backend_settings *s, size_t i)
+{
+        if (!s || i >= settings_of(s)->count)
+                return NULL;
+        return settings_of(s)->items[i].key;
+}
+
+static int host_error(struct ca_backend_error *err, int code, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int host_setting_ms(const struct ca_backend_settings *s, const char *key, uint64_t def,
+                           uint64_t *ms, struct ca_backend_error *err)
+{
+        const char *text = host_setting(s, key);
+        if (!text) {
+                *ms = def;
+                return CA_BACKEND_OK;
+        }
+        if (config_parse_duration(text, ms) < 0)
+                return host_error(err, CA_BACKEND_EINVALID, key,
+                                  "%s = %s: not a duration (e.g. 30s, 250ms, 5m)", key, text);
+        return CA_BACKEND_OK;
+}
+
+/* A credential name is one file name inside $CREDENTIALS_DIRECTORY, never a path. */
+static int credential_name_valid(const char *name)
+{
+        size_t len = strlen(name);
+        if (len == 0 || len > HOST_CREDENTIAL_NAME_MAX || strcmp(name, ".") == 0 ||
+            strcmp(name, "..") == 0)
+                return 0;
+        return strchr(name, '/') == NULL;
+}
+
+static char *host_secret(const struct ca_backend_settings *s, const char *key,
+                         struct ca_backend_error *err)
+{
+        char name[256];
+        char path[PATH_MAX];
+        struct ca_error e = {0};
+        char *out = NULL;
+
+        snprintf(name, sizeof(name), "%s_file", key);
+        const char *file = host_setting(s, name);
+        if (file) {
+                if (secret_read_file(file, &out, &e) < 0) {
+                        host_error(err, CA_BACKEND_EINVALID, name, "%s: %s", name, e.msg);
+                        return NULL;
+                }
+                return out;
+        }
+
+        snprintf(name, sizeof(name), "%s_credential", key);
+        const char *cred = host_setting(s, name);
+        if (cred) {
+                const char *dir = getenv("CREDENTIALS_DIRECTORY");
+                if (!credential_name_valid(cred)) {
+                        host_error(err, CA_BACKEND_EINVALID, name,
+                                   "%s = %s: a credential name is a plain file name, not a path",
+                                   name, cred);
+                        return NULL;
+                }
+                if (!dir || !*dir) {
+                        host_error(err, CA_BACKEND_EINVALID, name,
+                                   "%s: $CREDENTIALS_DIRECTORY is not set (use LoadCredential= "
+                                   "in the service unit, or %s_file)",
+                                   name, key);
+                        return NULL;
+                }
+                if (snprintf(path, sizeof(path), "%s/%s", dir, cred) >= (int)sizeof(path)) {
+                        host_error(err, CA_BACKEND_EINVALID, name, "%s: path too long", name);
+                        return NULL;
+                }
+                if (secret_read_file(path, &out, &e) < 0) {
+                        host_error(err, CA_BACKEND_EINVALID, name, "%s: %s", name, e.msg);
+                        return NULL;
+                }
+                return out;
+        }
+
+        host_error(err, CA_BACKEND_EINVALID, key, "%s: set %s_file or %s_credential", key, key,
+                   key);
+        return NULL;
+}
+
+static void host_secret_free(char *secret)
+{
+        secret_free(secret);
+}
+
+/* --- the order --- */
+
+static const char *host_order_key(const struct ca_backend_order *o)
+{
+        return order_of(o)->key;
+}
+
+static const char *host_order_id(const struct ca_backend_order *o)
+{
+        return order_of(o)->id;
+}
+
+static const char *host_order_assignment_id(const struct ca_backend_order *o)
+{
+        return order_of(o)->assignment_id;
+}
+
+static enum ca_backend_change host_order_change(const struct ca_backend_order *o)
+{
+        switch (order_of(o)->change) {
+        case CA_CHANGE_ADDED:
+                return CA_BACKEND_CHANGE_ADDED;
+        case CA_CHANGE_MODIFIED:
+                return CA_BACKEND_CHANGE_MODIFIED;
+        case CA_CHANGE_DELETED:
+                return CA_BACKEND_CHANGE_DELETED;
+        default:
+                return CA_BACKEND_CHANGE_UNKNOWN;
+        }
+}
+
+static const char *host_order_resource_type(const struct ca_backend_order *o)
+{
+        return order_of(o)->resource_type;
+}
+
+static const char *host_order_owner_id(const struct ca_backend_order *o)
+{
+        return order_of(o)->owner_id;
+}
+
+struct json_slots {
+        const struct ca_order *order[HOST_JSON_SLOTS];
+        char *text[HOST_JSON_SLOTS];
+        unsigned next;
+};
+
+static pthread_key_t json_key;
+static pthread_once_t json_once = PTHREAD_ONCE_INIT;
+
+static void json_slots_free(void *p)
+{
+        struct json_slots *slots = p;
+        if (!slots)
+                return;
+        for (unsigned i = 0; i < HOST_JSON_SLOTS; i++)
+                free(slots->text[i]);
+        free(slots);
+}
+
+static void json_key_create(void)
+{
+        if (pthread_key_create(&json_key, json_slots_free) != 0)
+                abort(); /* only fails when the process is out of keys: a build bug */
+}
+
+static const char *host_order_json(const struct ca_backend_order *o)
+{
+        const struct ca_order *order = order_of(o);
+        if (!order->json)
+                return NULL;
+        pthread_once(&json_once, json_key_create);
+        struct json_slots *slots = pthread_getspecific(json_key);
+        if (!slots) {
+                slots = calloc(1, sizeof(*slots));
+                if (!slots || pthread_setspecific(json_key, slots) != 0) {
+                        free(slots);
+                        return NULL;
+                }
+        }
+        char *text = json_dumps(order->json, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!text)
+                return NULL;
+        /* The same order asked again returns the pointer it got before, as long as the text
+         * is unchanged (an address can be reused by a later order). */
+        for (unsigned i = 0; i < HOST_JSON_SLOTS; i++) {
+                if (slots->order[i] == order && slots->text[i] &&
+                    strcmp(slots->text[i], text) == 0) {
+                        free(text);
+                        return slots->text[i];
+                }
+        }
+        unsigned n = slots->next;
+        free(slots->text[n]);
+        slots->text[n] = text;
+        slots->order[n] = order;
+        slots->next = (n + 1) % HOST_JSON_SLOTS;
+        return text;
+}
+
+static json_t *changes_of(const struct ca_backend_order *o)
+{
+        json_t *c = order_of(o)->changes;
+        return json_is_object(c) ? c : NULL;
+}
+
+static size_t host_change_count(const struct ca_backend_order *o)
+{
+        json_t *c = changes_of(o);
+        return c ? json_object_size(c) : 0;
+}
+
+/* jansson keeps an object's keys in insertion order; index i walks that order. The
+ * walk is linear, and Changes are small. */
+static const char *host_change_key(const struct ca_backend_order *o, size_t i)
+{
+        json_t *c = changes_of(o);
+        if (!c)
+                return NULL;
+        size_t n = 0;
+        for (void *it = json_object_iter(c); it; it = json_object_iter_next(c, it), n++) {
+                if (n == i)
+                        return json_object_iter_key(it);
+        }
+        return NULL;
+}
+
+static json_t *change_value(const struct ca_backend_order *o, const char *key)
+{
+        json_t *c = changes_of(o);
+        return c && key ? json_object_get(c, key) : NULL;
+}
+
+/* Values other than string, null and arrays (numbers, booleans, objects) are not part of
+ * the protocol; the order parser refuses them, and here they read as absent. */
+static enum ca_backend_value host_change_kind(const struct ca_backend_order *o, const char *key)
+{
+        json_t *v = change_value(o, key);
+        if (!v)
+                return CA_BACKEND_VALUE_ABSENT;
+        if (json_is_null(v))
+                return CA_BACKEND_VALUE_NULL;
+        if (json_is_string(v))
+                return CA_BACKEND_VALUE_STRING;
+        if (json_is_array(v))
+                return CA_BACKEND_VALUE_LIST;
+        return CA_BACKEND_VALUE_ABSENT;
+}
+
+static const char *host_change_string(const struct ca_backend_order *o, const char *key)
+{
+        json_t *v = change_value(o, key);
+        return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static size_t host_change_list_count(const struct ca_backend_order *o, const char *key)
+{
+        json_t *v = change_value(o, key);
+        return json_is_array(v) ? json_array_size(v) : 0;
+}
+
+static const char *host_change_list_item(const struct ca_backend_order *o, const char *key,
+                                         size_t i)
+{
+        json_t *v = change_value(o, key);
+        json_t *item = json_is_array(v) ? json_array_get(v, i) : NULL;
+        return json_is_string(item) ? json_string_value(item) : NULL;
+}
+
+static const char *object_string(json_t *obj, const char *key)
+{
+        if (!json_is_object(obj) || !key)
+                return NULL;
+        json_t *v = json_object_get(obj, key);
+        return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static const char *host_resource_string(const struct ca_backend_order *o, const char *key)
+{
+        return object_string(order_of(o)->resource, key);
+}
+
+static const char *host_argument(const struct ca_backend_order *o, const char *key)
+{
+        return object_string(order_of(o)->arguments, key);
+}
+
+/* --- outcomes --- */
+
+/* A message cut to fit its buffer must not end inside a UTF-8 sequence: it goes into
+ * JSON for the server. */
+static void utf8_trim(char *s, size_t cap, int written)
+{
+        if (written < 0 || (size_t)written < cap)
+                return;
+        size_t len = strlen(s);
+        size_t i = len;
+        while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+                i--;
+        if (i > 0 && ((unsigned char)s[i - 1] & 0x80)) {
+                unsigned char lead = (unsigned char)s[i - 1];
+                size_t need = (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3 : 4;
+                if (len - (i - 1) < need)
+                        s[i - 1] = '\0';
+        }
+}
+
+static void host_result_set(struct ca_backend_result *r, enum ca_backend_state state,
+                            const char *resource_identifier, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void host_result_set(struct ca_backend_result *r, enum ca_backend_state state,
+                            const char *resource_identifier, const char *fmt, ...)
+{
+        if (!r)
+                return;
+        r->set = 1;
+        r->state = state == CA_BACKEND_EXECUTED ? CA_BACKEND_EXECUTED : CA_BACKEND_ERRORED;
+        int ri = snprintf(r->resource_identifier, sizeof(r->resource_identifier), "%s",
+                          resource_identifier ? resource_identifier : "");
+        utf8_trim(r->resource_identifier, sizeof(r->resource_identifier), ri);
+        r->message[0] = '\0';
+        if (fmt) {
+                va_list ap;
+                va_start(ap, fmt);
+                int n = vsnprintf(r->message, sizeof(r->message), fmt, ap);
+                va_end(ap);
+                utf8_trim(r->message, sizeof(r->message), n);
+        }
+}
+
+static int host_error(struct ca_backend_error *err, int code, const char *key, const char *fmt, ...)
+{
+        if (!err)
+                return code;
+        char line[BACKEND_MESSAGE_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+
+        err->code = code;
+        size_t used = strnlen(err->message, sizeof(err->message));
+        int n = 0;
+        if (used == 0)
+                n = snprintf(err->message, sizeof(err->message), "%s", line);
+        else if (used < sizeof(err->message) - 1)
+                n = (int)used +
+                    snprintf(err->message + used, sizeof(err->message) - used, "\n%s", line);
+        utf8_trim(err->message, sizeof(err->message), n);
+        if (key && !err->key[0])
+                snprintf(err->key, sizeof(err->key), "%s", key);
+        return code;
+}
+
+/* --- logging --- */
+
+static void host_log(enum ca_backend_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void host_log(enum ca_backend_log_level level, const char *fmt, ...)
+{
+        enum ca_log_level l;
+        switch (level) {
+        case CA_BACKEND_LOG_ERR:
+                l = CA_LOG_ERR;
+                break;
+        case CA_BACKEND_LOG_WARNING:
+                l = CA_LOG_WARNING;
+                break;
+        case CA_BACKEND_LOG_INFO:
+                l = CA_LOG_INFO;
+                break;
+        default:
+                l = CA_LOG_DEBUG;
+                break;
+        }
+        if (!log_level_enabled(l))
+                return;
+        char msg[BACKEND_MESSAGE_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_ctx(l, NULL, NULL, "%s", msg);
+}
+
+static const struct ca_host host = {
+    .abi_version = CA_BACKEND_ABI_VERSION,
+    .size = sizeof(struct ca_host),
+    .setting = host_setting,
+    .setting_count = host_setting_count,
+    .setting_key = host_setting_key,
+    .setting_ms = host_setting_ms,
+    .secret = host_secret,
+    .secret_free = host_secret_free,
+    .order_key = host_order_key,
+    .order_id = host_order_id,
+    .order_assignment_id = host_order_assignment_id,
+    .order_change = host_order_change,
+    .order_resource_type = host_order_resource_type,
+    .order_owner_id = host_order_owner_id,
+    .order_json = host_order_json,
+    .change_count = host_change_count,
+    .change_key = host_change_key,
+    .change_kind = host_change_kind,
+    .change_string = host_change_string,
+    .change_list_count = host_change_list_count,
+    .change_list_item = host_change_list_item,
+    .resource_string = host_resource_string,
+    .argument = host_argument,
+    .result_set = host_result_set,
+    .error = host_error,
+    .log = host_log,
+};
+
+const struct ca_host *backend_host(void)
+{
+        return &host;
+}
+
+struct ca_result *backend_result_to_result(const struct ca_order *order,
+                                           const struct ca_backend_result *r, int64_t now_s)
+{
+        if (!r || !r->set)
+                return result_new(order, CA_RESULT_ERRORED,
+                                  "the back-end finished without saying what happened", NULL,
+                                  now_s);
+        return result_new(
+            order, r->state == CA_BACKEND_EXECUTED ? CA_RESULT_EXECUTED : CA_RESULT_ERRORED,
+            r->message, r->resource_identifier[0] ? r->resource_identifier : NULL, now_s);
+}
