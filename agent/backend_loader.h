@@ -24,17 +24,17 @@ struct backend;
 
 /* What one back-end call said: the outcome of execute / probe / describe. */
 struct ca_backend_result {
-	int set;                           /* result_set was called */
-	enum ca_backend_state state;
-	char message[BACKEND_MESSAGE_MAX];
-	char resource_identifier[512];
+        int set; /* result_set was called */
+        enum ca_backend_state state;
+        char message[BACKEND_MESSAGE_MAX];
+        char resource_identifier[512];
 };
 
 /* Why a back-end call failed; several lines for validation (one per bad key). */
 struct ca_backend_error {
-	int code;
-	char message[BACKEND_MESSAGE_MAX]; /* lines joined with "\n" */
-	char key[128];                     /* the first setting at fault, "" when none */
+        int code;
+        char message[BACKEND_MESSAGE_MAX]; /* lines joined with "\n" */
+        char key[128];                     /* the first setting at fault, "" when none */
 };
 
 int backend_load(const char *dir, const char *name, struct backend **out, struct ca_error *err);
@@ -47,15 +47,15 @@ const struct ca_host *backend_host(void);
 
 static inline const struct ca_backend_order *backend_order(const struct ca_order *o)
 {
-	return (const struct ca_backend_order *)o;
+        return (const struct ca_backend_order *)o;
 }
 static inline const struct ca_backend_settings *backend_settings(const struct ca_settings *s)
 {
-	return (const struct ca_backend_settings *)s;
+        return (const struct ca_backend_settings *)s;
 }
 
 /* Builds the result to report from an order and what the back-end said. */
 struct ca_result *backend_result_to_result(const struct ca_order *order,
-					   const struct ca_backend_result *r, int64_t now_s);
+                                           const struct ca_backend_result *r, int64_t now_s);
 
 #endif

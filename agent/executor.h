@@ -25,24 +25,24 @@
 #include "order.h"
 
 enum executor_op {
-	EXECUTOR_EXECUTE = 1,
-	EXECUTOR_PROBE = 2,
-	EXECUTOR_DESCRIBE = 3, /* dry run */
+        EXECUTOR_EXECUTE = 1,
+        EXECUTOR_PROBE = 2,
+        EXECUTOR_DESCRIBE = 3, /* dry run */
 };
 
 /* One finished (or abandoned) job, handed to the done callback, which takes ownership
  * of order and result. The struct itself is the executor's: it is valid until done
  * returns (copy what must outlive the call). */
 struct executor_outcome {
-	struct ca_order *order;
-	const struct ca_config_resource_type *mapping; /* as submitted */
-	enum executor_op op;
-	int rc;                        /* CA_BACKEND_OK, a CA_BACKEND_E* code, or
-					* EXECUTOR_ABANDONED */
-	enum ca_backend_probe probe;   /* for EXECUTOR_PROBE with rc OK */
-	struct ca_backend_result result; /* for rc OK */
-	char error[BACKEND_MESSAGE_MAX]; /* why, when rc != OK */
-	uint64_t duration_ms;
+        struct ca_order *order;
+        const struct ca_config_resource_type *mapping; /* as submitted */
+        enum executor_op op;
+        int rc;                          /* CA_BACKEND_OK, a CA_BACKEND_E* code, or
+                                          * EXECUTOR_ABANDONED */
+        enum ca_backend_probe probe;     /* for EXECUTOR_PROBE with rc OK */
+        struct ca_backend_result result; /* for rc OK */
+        char error[BACKEND_MESSAGE_MAX]; /* why, when rc != OK */
+        uint64_t duration_ms;
 };
 
 /* rc of an order that was queued but never started because of shutdown. */
@@ -56,16 +56,15 @@ struct executor;
 /* Starts conn->max_parallel workers, each opening a session. instance is the plug-in's
  * instance for this connector (borrowed, outlives the executor). */
 int executor_new(struct event_base *base, const struct ca_config_connector *conn,
-		 struct backend *backend, void *instance, executor_done_fn done,
-		 executor_status_fn status, void *ctx, struct executor **out,
-		 struct ca_error *err);
+                 struct backend *backend, void *instance, executor_done_fn done,
+                 executor_status_fn status, void *ctx, struct executor **out, struct ca_error *err);
 
 /* Queues a job; takes ownership of order (given back in the outcome). mapping is
  * borrowed and must outlive the job. On failure the caller keeps order: -EINVAL,
  * -ENOMEM, -ESHUTDOWN after executor_drain, -ENOBUFS when that worker's queue holds
  * conn->max_in_flight jobs already. */
 int executor_submit(struct executor *e, struct ca_order *order,
-		    const struct ca_config_resource_type *mapping, enum executor_op op);
+                    const struct ca_config_resource_type *mapping, enum executor_op op);
 
 /* Jobs submitted and not yet handed back. */
 size_t executor_pending(const struct executor *e);

@@ -47,6 +47,8 @@ static const char *const stmt_sql[JS_COUNT_STMTS] = {
                     "WHERE state = 1 AND connector = ?1 ORDER BY seq",
     [JS_PRUNE] = "DELETE FROM entries WHERE state = 3 AND reported_at < ?1",
     [JS_FORGET] = "DELETE FROM entries WHERE connector = ?1 AND key = ?2 AND state = 1",
+    [JS_UNREPORT] = "UPDATE entries SET state = 2, reported_at = NULL "
+                    "WHERE connector = ?1 AND key = ?2 AND state = 3",
     [JS_ORDER_OF] = "SELECT state, order_json FROM entries WHERE connector = ?1 AND key = ?2",
     [JS_LIST_PENDING] = "SELECT " LIST_COLUMNS " WHERE state = 1 ORDER BY seq",
     [JS_LIST_UNREPORTED] = "SELECT " LIST_COLUMNS " WHERE state = 2 ORDER BY seq",
@@ -762,4 +764,27 @@ int journal_forget(struct journal *j, const char *connector, const char *key, st
         sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
         code = journal_write_step(j, st, "forgetting an order", err);
         return code < 0 ? code : 0;
+}
+
+int journal_unreport(struct journal *j, const char *connector, const char *key,
+                     struct ca_error *err)
+{
+        int code = check_ids(connector, key, err);
+        if (code < 0)
+                return code;
+        code = journal_write_start(j, err);
+        if (code < 0)
+                return code;
+        sqlite3_stmt *st = journal_stmt(j, JS_UNREPORT, err);
+        if (!st)
+                return err ? err->code : -EIO;
+        sqlite3_bind_text(st, 1, connector, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        code = journal_write_step(j, st, "queueing a stored result again", err);
+        if (code < 0)
+                return code;
+        return code == 0
+                   ? ca_error_set(err, -EINVAL, "journal: order %s of %s has no reported result",
+                                  key, connector)
+                   : 0;
 }

@@ -94,6 +94,10 @@ int journal_prune(struct journal *j, int64_t now_s, int64_t retention_s, struct 
 
 /* Deletes an EXECUTING entry whose order was abandoned before any back-end saw it.
  * -ENOENT when unknown, -EINVAL when it is not EXECUTING (a result is never deleted). */
+/* REPORTED -> FINISHED: the server re-delivered an order it had acknowledged (it lost
+ * our answer), so the stored result must be sent again. -EINVAL when not REPORTED. */
+int journal_unreport(struct journal *j, const char *connector, const char *key,
+                     struct ca_error *err);
 int journal_forget(struct journal *j, const char *connector, const char *key, struct ca_error *err);
 
 /* Operator support (connector-agent journal ...): prints pending, in-doubt and

@@ -29,6 +29,7 @@ enum journal_stmt_id {
         JS_IN_DOUBT,
         JS_PRUNE,
         JS_FORGET,
+        JS_UNREPORT,
         JS_ORDER_OF,
         JS_LIST_PENDING,
         JS_LIST_UNREPORTED,

@@ -11,11 +11,11 @@
 #include <time.h>
 
 struct ca_backoff {
-	uint64_t base_ms;
-	uint64_t cap_ms;
-	unsigned attempt;            /* failures since the last success */
-	uint64_t (*random)(void *ctx); /* NULL: a thread-safe default source */
-	void *random_ctx;
+        uint64_t base_ms;
+        uint64_t cap_ms;
+        unsigned attempt;              /* failures since the last success */
+        uint64_t (*random)(void *ctx); /* NULL: a thread-safe default source */
+        void *random_ctx;
 };
 
 void backoff_init(struct ca_backoff *b, uint64_t base_ms, uint64_t cap_ms);

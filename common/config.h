@@ -20,82 +20,82 @@
  * the agent itself does not interpret. line is 0 when the value came from the
  * environment. */
 struct ca_setting {
-	char *key;
-	char *value;
-	unsigned line;
+        char *key;
+        char *value;
+        unsigned line;
 };
 
 struct ca_settings {
-	struct ca_setting *items;
-	size_t count;
+        struct ca_setting *items;
+        size_t count;
 };
 
 struct ca_config_agent {
-	char *identifier;           /* AgentIdentifier; default: the host name */
-	char *state_dir;            /* default /var/lib/connector-agent */
-	char *backend_dir;          /* default CA_BACKEND_DIR */
-	uint64_t heartbeat_interval_ms; /* default 30s */
-	uint64_t shutdown_deadline_ms;  /* default 30s: drain time on SIGTERM */
-	uint64_t disconnect_grace_ms;   /* default 90s: failing this long -> DISCONNECTED */
-	char *log_level;            /* default "info" */
-	char *status_address;       /* default 127.0.0.1 */
-	unsigned status_port;       /* default 0 = off */
-	unsigned max_pending_results; /* back-pressure bound, default 10000 */
-	unsigned results_batch;     /* results per PUT, default 500 */
-	uint64_t journal_retention_ms; /* reported entries kept, default 7d */
-	int journal_sync;           /* 1 = full durability (default), 0 = relaxed (benchmarks) */
-	int allow_root;             /* default 0 */
+        char *identifier;               /* AgentIdentifier; default: the host name */
+        char *state_dir;                /* default /var/lib/connector-agent */
+        char *backend_dir;              /* default CA_BACKEND_DIR */
+        uint64_t heartbeat_interval_ms; /* default 30s */
+        uint64_t shutdown_deadline_ms;  /* default 30s: drain time on SIGTERM */
+        uint64_t disconnect_grace_ms;   /* default 90s: failing this long -> DISCONNECTED */
+        char *log_level;                /* default "info" */
+        char *status_address;           /* default 127.0.0.1 */
+        unsigned status_port;           /* default 0 = off */
+        unsigned max_pending_results;   /* back-pressure bound, default 10000 */
+        unsigned results_batch;         /* results per PUT, default 500 */
+        uint64_t journal_retention_ms;  /* reported entries kept, default 7d */
+        int journal_sync; /* 1 = full durability (default), 0 = relaxed (benchmarks) */
+        int allow_root;   /* default 0 */
 };
 
 struct ca_config_server {
-	char *url;                  /* base URL, e.g. https://idm.example.com */
-	char *token_url;            /* default <url>/connect/token */
-	char *client_id;
-	char *client_secret;        /* the secret itself, loaded from its source; never printed */
-	char *scope;                /* default usercube_api */
-	char *api_version;          /* default 1.0 */
-	char *ca_file;              /* optional custom CA bundle */
-	char *client_cert;          /* optional mTLS */
-	char *client_key;
-	char *pinned_pubkey;        /* optional, curl's "sha256//..." syntax */
-	uint64_t connect_timeout_ms; /* default 10s */
-	uint64_t request_timeout_ms; /* default 60s */
-	size_t max_body_bytes;      /* default 16 MiB */
-	unsigned page_size;         /* PageSize sent, 0 = server default */
+        char *url;       /* base URL, e.g. https://idm.example.com */
+        char *token_url; /* default <url>/connect/token */
+        char *client_id;
+        char *client_secret; /* the secret itself, loaded from its source; never printed */
+        char *scope;         /* default usercube_api */
+        char *api_version;   /* default 1.0 */
+        char *ca_file;       /* optional custom CA bundle */
+        char *client_cert;   /* optional mTLS */
+        char *client_key;
+        char *pinned_pubkey;         /* optional, curl's "sha256//..." syntax */
+        uint64_t connect_timeout_ms; /* default 10s */
+        uint64_t request_timeout_ms; /* default 60s */
+        size_t max_body_bytes;       /* default 16 MiB */
+        unsigned page_size;          /* PageSize sent, 0 = server default */
 };
 
 struct ca_config_connector {
-	char *name;                 /* the section's NAME; also the connector id at the server */
-	char *backend;              /* plug-in name: sql, exec, file, ldap ... */
-	uint64_t poll_interval_ms;  /* default 30s */
-	unsigned max_parallel;      /* worker threads, default 4 */
-	uint64_t order_timeout_ms;  /* default 60s */
-	unsigned max_in_flight;     /* orders accepted but not finished, default 1000 */
-	struct ca_settings settings; /* every key of the section, for the back-end */
-	unsigned line;              /* where the section starts */
+        char *name;                  /* the section's NAME; also the connector id at the server */
+        char *backend;               /* plug-in name: sql, exec, file, ldap ... */
+        uint64_t poll_interval_ms;   /* default 30s */
+        unsigned max_parallel;       /* worker threads, default 4 */
+        uint64_t order_timeout_ms;   /* default 60s */
+        unsigned max_in_flight;      /* orders accepted but not finished, default 1000 */
+        struct ca_settings settings; /* every key of the section, for the back-end */
+        unsigned line;               /* where the section starts */
 };
 
 struct ca_config_resource_type {
-	char *identifier;           /* the section's IDENTIFIER (ResourceType.Identifier) */
-	char *connector;            /* the connector that executes it (required) */
-	struct ca_settings settings; /* every key of the section, for the back-end mapping */
-	unsigned line;
+        char *identifier;            /* the section's IDENTIFIER (ResourceType.Identifier) */
+        char *connector;             /* the connector that executes it (required) */
+        struct ca_settings settings; /* every key of the section, for the back-end mapping */
+        unsigned line;
 };
 
 struct ca_config {
-	char *path;                 /* the file it came from */
-	struct ca_config_agent agent;
-	struct ca_config_server server;
-	struct ca_config_connector *connectors;
-	size_t connector_count;
-	struct ca_config_resource_type *resource_types;
-	size_t resource_type_count;
+        char *path; /* the file it came from */
+        struct ca_config_agent agent;
+        struct ca_config_server server;
+        struct ca_config_connector *connectors;
+        size_t connector_count;
+        struct ca_config_resource_type *resource_types;
+        size_t resource_type_count;
 };
 
 /* One problem found while loading, e.g. "agent.conf:12: [server] url: not a URL". */
 struct ca_config_diag {
-	char **lines;
-	size_t count;
+        char **lines;
+        size_t count;
 };
 
 /* Loads path (must exist unless env alone configures the agent: path may be NULL),
@@ -104,7 +104,7 @@ struct ca_config_diag {
  * returns -EINVAL (or -errno for I/O) and fills diag with every problem found; a
  * partially valid configuration is never returned. */
 int config_load(const char *path, char *const *envp, struct ca_config **out,
-		struct ca_config_diag *diag);
+                struct ca_config_diag *diag);
 void config_free(struct ca_config *cfg);
 void config_diag_clear(struct ca_config_diag *diag);
 
@@ -124,9 +124,9 @@ unsigned config_setting_line(const struct ca_settings *s, const char *key);
 int config_env_name(const char *section, const char *key, char *buf, size_t len);
 
 const struct ca_config_connector *config_find_connector(const struct ca_config *cfg,
-							 const char *name);
+                                                        const char *name);
 const struct ca_config_resource_type *config_find_resource_type(const struct ca_config *cfg,
-								 const char *identifier);
+                                                                const char *identifier);
 
 /* Reads a secret from path, refusing a file that others can read; strips one trailing
  * newline. *out is malloc'd; wipe it with secret_free. */

@@ -14,17 +14,18 @@
 #define CA_ERROR_MAX 512
 
 struct ca_error {
-	int code;                /* the negative errno last set, 0 when none */
-	char msg[CA_ERROR_MAX];  /* NUL-terminated, truncated to fit */
+        int code;               /* the negative errno last set, 0 when none */
+        char msg[CA_ERROR_MAX]; /* NUL-terminated, truncated to fit */
 };
 
 /* Fills err (when not NULL) and returns code, so that a failure reads
  * `return ca_error_set(err, -EINVAL, "bad %s", what);`. */
 int ca_error_set(struct ca_error *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prepends "prefix: " to an existing message, keeping its code; returns the code. */
-int ca_error_prefix(struct ca_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ca_error_prefix(struct ca_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 void ca_error_clear(struct ca_error *err);
 

@@ -8,17 +8,17 @@
 #define CA_LOG_H
 
 enum ca_log_level {
-	CA_LOG_ERR = 3,
-	CA_LOG_WARNING = 4,
-	CA_LOG_NOTICE = 5,
-	CA_LOG_INFO = 6,
-	CA_LOG_DEBUG = 7,
+        CA_LOG_ERR = 3,
+        CA_LOG_WARNING = 4,
+        CA_LOG_NOTICE = 5,
+        CA_LOG_INFO = 6,
+        CA_LOG_DEBUG = 7,
 };
 
 enum ca_log_target {
-	CA_LOG_AUTO,    /* journald when stderr is the journal, else stderr */
-	CA_LOG_STDERR,
-	CA_LOG_JOURNAL,
+        CA_LOG_AUTO, /* journald when stderr is the journal, else stderr */
+        CA_LOG_STDERR,
+        CA_LOG_JOURNAL,
 };
 
 void log_init(enum ca_log_target target, enum ca_log_level max_level);
@@ -30,7 +30,7 @@ int log_level_parse(const char *name, enum ca_log_level *out);
 /* connector and order may be NULL; they become journal fields and a "[connector]"
  * prefix on stderr. */
 void log_ctx(enum ca_log_level level, const char *connector, const char *order, const char *fmt,
-	     ...) __attribute__((format(printf, 4, 5)));
+             ...) __attribute__((format(printf, 4, 5)));
 
 #define log_error(...)   log_ctx(CA_LOG_ERR, NULL, NULL, __VA_ARGS__)
 #define log_warning(...) log_ctx(CA_LOG_WARNING, NULL, NULL, __VA_ARGS__)

@@ -19,35 +19,35 @@
 #define CA_ORDER_KEY_MAX 256 /* longest Id accepted; a SHA-256 key is 64 hex chars */
 
 enum ca_change_type {
-	CA_CHANGE_UNKNOWN = 0,
-	CA_CHANGE_ADDED = 1,
-	CA_CHANGE_MODIFIED = 2,
-	CA_CHANGE_DELETED = 3,
+        CA_CHANGE_UNKNOWN = 0,
+        CA_CHANGE_ADDED = 1,
+        CA_CHANGE_MODIFIED = 2,
+        CA_CHANGE_DELETED = 3,
 };
 
 struct ca_order {
-	char key[CA_ORDER_KEY_MAX + 1]; /* identity (see above) */
-	char *id;                    /* Id, NULL when the server sent none */
-	char *assignment_id;         /* AssignedResourceTypeId */
-	enum ca_change_type change;  /* CA_CHANGE_UNKNOWN when ChangeType is not one of the three */
-	char *change_text;           /* ChangeType as sent (for the result and messages) */
-	char *workflow_instance_id;  /* NULL when absent */
-	char *owner_id;              /* Owner.Id, NULL when absent */
-	char *owner_type;            /* ResourceType.SourceEntityType.Id, NULL when absent */
-	char *resource_type;         /* ResourceType.Identifier, NULL when absent */
-	json_t *json;                /* the whole order object, owned (one reference) */
-	json_t *changes;             /* borrowed from json: object or NULL */
-	json_t *resource;            /* borrowed from json: object or NULL */
-	json_t *arguments;           /* borrowed from json: object or NULL */
-	char *invalid;               /* NULL when valid; else why it must be answered Errored */
+        char key[CA_ORDER_KEY_MAX + 1]; /* identity (see above) */
+        char *id;                       /* Id, NULL when the server sent none */
+        char *assignment_id;            /* AssignedResourceTypeId */
+        enum ca_change_type change; /* CA_CHANGE_UNKNOWN when ChangeType is not one of the three */
+        char *change_text;          /* ChangeType as sent (for the result and messages) */
+        char *workflow_instance_id; /* NULL when absent */
+        char *owner_id;             /* Owner.Id, NULL when absent */
+        char *owner_type;           /* ResourceType.SourceEntityType.Id, NULL when absent */
+        char *resource_type;        /* ResourceType.Identifier, NULL when absent */
+        json_t *json;               /* the whole order object, owned (one reference) */
+        json_t *changes;            /* borrowed from json: object or NULL */
+        json_t *resource;           /* borrowed from json: object or NULL */
+        json_t *arguments;          /* borrowed from json: object or NULL */
+        char *invalid;              /* NULL when valid; else why it must be answered Errored */
 };
 
 /* One page of ProvisioningData. orders[i] are owned by the page. */
 struct ca_order_page {
-	struct ca_order **orders;
-	size_t count;
-	char *continuation_token;    /* NULL or "" when no more pages */
-	size_t skipped;              /* entries that could not even be identified */
+        struct ca_order **orders;
+        size_t count;
+        char *continuation_token; /* NULL or "" when no more pages */
+        size_t skipped;           /* entries that could not even be identified */
 };
 
 /* Parses a ProvisioningData body (len bytes, not necessarily NUL-terminated). An empty
@@ -55,7 +55,7 @@ struct ca_order_page {
  * page at all (invalid JSON, wrong top-level types); entries that are bad one by one
  * become orders with ->invalid set, or are counted in skipped. */
 int order_page_parse(const char *body, size_t len, struct ca_order_page *page,
-		     struct ca_error *err);
+                     struct ca_error *err);
 void order_page_clear(struct ca_order_page *page);
 
 /* Builds an order from one JSON object (borrowed; a reference is taken). Used by the
@@ -74,13 +74,13 @@ void order_free(struct ca_order *order);
  * null). The NUL separators keep fields from running into each other ("1"+"2" vs "12").
  * This is a stored identity: never change it. Returns 0, -ENOMEM or -EIO. */
 int order_compute_key(const char *assignment_id, const char *change_type,
-		      const char *workflow_instance_id, json_t *changes, char out[65]);
+                      const char *workflow_instance_id, json_t *changes, char out[65]);
 
 const char *change_type_name(enum ca_change_type t); /* "Added" ... or "Unknown" */
 
 enum ca_result_state {
-	CA_RESULT_EXECUTED = 1,
-	CA_RESULT_ERRORED = 2,
+        CA_RESULT_EXECUTED = 1,
+        CA_RESULT_ERRORED = 2,
 };
 
 /* Longest Message (and ResourceIdentifier) sent, in bytes; longer text is cut at a
@@ -89,33 +89,33 @@ enum ca_result_state {
 
 /* One ProvisioningResults entry. All strings owned. */
 struct ca_result {
-	char *order_key;
-	char *id;                    /* echoed Id, NULL when the order had none */
-	char *assignment_id;
-	enum ca_result_state state;
-	char *message;               /* "" when none */
-	char *change_type;           /* as the order said it */
-	char *owner_id;
-	char *owner_type;
-	char *resource_identifier;   /* NULL when none */
-	int64_t executed_at;         /* Unix seconds */
+        char *order_key;
+        char *id; /* echoed Id, NULL when the order had none */
+        char *assignment_id;
+        enum ca_result_state state;
+        char *message;     /* "" when none */
+        char *change_type; /* as the order said it */
+        char *owner_id;
+        char *owner_type;
+        char *resource_identifier; /* NULL when none */
+        int64_t executed_at;       /* Unix seconds */
 };
 
 /* A result for order with the given outcome; message and resource_identifier may be
  * NULL. Both are copied as valid UTF-8 (each invalid byte becomes U+FFFD) and capped at
  * CA_RESULT_MESSAGE_MAX bytes. Returns NULL only on allocation failure. */
 struct ca_result *result_new(const struct ca_order *order, enum ca_result_state state,
-			     const char *message, const char *resource_identifier,
-			     int64_t executed_at);
+                             const char *message, const char *resource_identifier,
+                             int64_t executed_at);
 void result_free(struct ca_result *r);
 const char *result_state_name(enum ca_result_state s); /* "Executed" / "Errored" */
 
 /* The PUT ProvisioningResults body; malloc'd string, caller frees. */
 char *results_body(const char *connector_id, const char *agent_identifier,
-		   struct ca_result *const *results, size_t count);
+                   struct ca_result *const *results, size_t count);
 
 /* Parses the ProvisioningResultsReceivedResult answer {"Received": n, "Duplicates": m}. */
 int results_ack_parse(const char *body, size_t len, long *received, long *duplicates,
-		      struct ca_error *err);
+                      struct ca_error *err);
 
 #endif
