@@ -344,6 +344,13 @@ static int file_probe(void *session, const struct ca_backend_order *order,
 static int file_check(void *session, struct ca_backend_error *err)
 {
         struct file_instance *inst = session;
+        struct stat held, named;
+        /* The directory we hold must still be the one the setting names: a removed or
+         * replaced directory would swallow every order. */
+        if (fstat(inst->dirfd, &held) < 0 || held.st_nlink == 0 || stat(inst->dir, &named) < 0 ||
+            held.st_dev != named.st_dev || held.st_ino != named.st_ino)
+                return host->error(err, CA_BACKEND_EUNAVAILABLE, "directory",
+                                   "%s was removed or replaced since the agent started", inst->dir);
         if (faccessat(inst->dirfd, ".", W_OK | X_OK, AT_EACCESS) < 0)
                 return host->error(err, CA_BACKEND_EUNAVAILABLE, "directory",
                                    "cannot write into %s: %s", inst->dir, strerror(errno));
