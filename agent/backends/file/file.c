@@ -1,4 +1,5 @@
 /* file: the back-end that writes each order as one JSON document (backends.md, "file").
+ * [connector NAME]: directory (must exist). No mapping settings.
  *
  * The file name comes from the order key, escaped so that it is always one plain name
  * inside the directory (no '/', never "." or "..", never hidden). The write is atomic
