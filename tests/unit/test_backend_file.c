@@ -15,6 +15,7 @@ static void *inst;
 
 static int setup(void **state)
 {
+        umask(077); /* the file mode must not depend on it */
         top = tmpdir_make();
         snprintf(out_dir, sizeof(out_dir), "%s/out", top);
         assert_int_equal(mkdir(out_dir, 0750), 0);
@@ -128,6 +129,17 @@ static void test_writes_and_repeats(void **state)
             json_string_value(json_object_get(json_object_get(doc, "Changes"), "uid")), "jbond");
         json_decref(doc);
         json_decref(want);
+
+        /* A symbolic link planted under an order's name is never followed. */
+        char link_path[4400];
+        snprintf(link_path, sizeof(link_path), "%s/planted.json", out_dir);
+        assert_int_equal(symlink("/etc/hostname", link_path), 0);
+        char *planted = order_with_id("planted", "x");
+        r = exec_json(planted, CA_BACKEND_OK);
+        assert_int_equal(r.state, CA_BACKEND_ERRORED);
+        assert_non_null(strstr(r.message, "symbolic link"));
+        assert_int_equal(unlink(link_path), 0);
+        free(planted);
         free(other);
         free(at_copy);
         free(json);

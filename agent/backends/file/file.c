@@ -233,7 +233,10 @@ static int write_durable(struct file_instance *inst, const char *name, const cha
                         FILE_MODE);
         if (fd < 0)
                 return -errno;
-        r = write_all(fd, text, strlen(text));
+        /* The mode is the back-end's promise, whatever the agent's umask. */
+        r = fchmod(fd, FILE_MODE) < 0 ? -errno : 0;
+        if (r == 0)
+                r = write_all(fd, text, strlen(text));
         if (r == 0)
                 r = write_all(fd, "\n", 1);
         if (r == 0 && fsync(fd) < 0)
@@ -281,6 +284,11 @@ static int file_execute(void *session, const struct ca_backend_order *order,
                                          "%s already holds a different order with this key; it "
                                          "was left as it is",
                                          path);
+                        goto out;
+                }
+                if (m == -ELOOP) {
+                        host->result_set(r, CA_BACKEND_ERRORED, path,
+                                         "%s is a symbolic link; it was left as it is", path);
                         goto out;
                 }
                 if (m != -ENOENT) {
