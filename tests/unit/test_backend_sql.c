@@ -4,6 +4,7 @@
  * and an unreachable or locked database. */
 #include "backend_test_util.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 struct fx {
@@ -471,6 +472,61 @@ static void test_unavailable(void **state)
         fx_close(&f);
 }
 
+/* Sessions of one instance run on parallel worker threads; SQLite's write lock makes
+ * them wait for each other (bounded by order_timeout), never fail. */
+struct par {
+        struct fx *f;
+        int n;
+        int failures;
+};
+
+static void *par_worker(void *arg)
+{
+        struct par *p = arg;
+        void *sess = NULL;
+        struct ca_backend_error err = {0};
+        if (p->f->ops->session_open(p->f->inst, &sess, &err) != CA_BACKEND_OK) {
+                p->failures++;
+                return NULL;
+        }
+        for (int i = 0; i < 20; i++) {
+                char json[512];
+                snprintf(json, sizeof(json),
+                         "{\"Id\":\"p%d-%d\",\"AssignedResourceTypeId\":\"1\",\"ChangeType\":"
+                         "\"Added\",\"Changes\":{\"uid\":\"u%d-%d\",\"memberOf_add\":[\"g\"]}}",
+                         p->n, i, p->n, i);
+                struct ca_order *o = order_make(json);
+                struct ca_backend_result r = {0};
+                memset(&err, 0, sizeof(err));
+                int rc = p->f->ops->execute(sess, backend_order(o), backend_settings(&p->f->map),
+                                            &r, &err);
+                if (rc != CA_BACKEND_OK || r.state != CA_BACKEND_EXECUTED)
+                        p->failures++;
+                order_free(o);
+        }
+        p->f->ops->session_close(sess);
+        return NULL;
+}
+
+static void test_parallel_sessions(void **state)
+{
+        struct fx f;
+        fx_open(&f, NULL, NULL, NULL);
+        pthread_t t[4];
+        struct par p[4];
+        for (int i = 0; i < 4; i++) {
+                p[i] = (struct par){.f = &f, .n = i};
+                assert_int_equal(pthread_create(&t[i], NULL, par_worker, &p[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+                pthread_join(t[i], NULL);
+                assert_int_equal(p[i].failures, 0);
+        }
+        expect_db(&f, "SELECT COUNT(*) FROM users", "80");
+        expect_db(&f, "SELECT COUNT(*) FROM memberships", "80");
+        fx_close(&f);
+}
+
 static void test_instance_settings(void **state)
 {
         struct backend *b = load_backend("sql");
@@ -509,6 +565,7 @@ int main(void)
             cmocka_unit_test(test_links_without_unique_constraint),
             cmocka_unit_test(test_describe_touches_nothing),
             cmocka_unit_test(test_unavailable),
+            cmocka_unit_test(test_parallel_sessions),
             cmocka_unit_test(test_instance_settings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
