@@ -563,9 +563,11 @@ static int on_key(void *user, const char *section, const char *name, const char 
                         ld->oom = true;
                         return 1;
                 }
+                /* "key =" then indented lines: the value starts on the next line. */
+                size_t sep = a > 0;
                 memcpy(v, e->value, a);
                 v[a] = '\n';
-                memcpy(v + a + 1, value, b + 1);
+                memcpy(v + a + sep, value, b + 1);
                 wipe_free(e->value);
                 e->value = v;
                 return 1;

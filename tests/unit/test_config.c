@@ -197,7 +197,10 @@ static const char full_file[] = "; every key\n"
                                 "query = SELECT 1\n"
                                 "   FROM users\n"
                                 "\n"
-                                "   WHERE 1 = 1\n";
+                                "   WHERE 1 = 1\n"
+                                "insert =\n"
+                                "   INSERT INTO users\n"
+                                "   VALUES (?)\n";
 
 static void write_tls_files(void)
 {
@@ -300,6 +303,8 @@ static void test_full_file(void **state)
         /* Indented lines continue a value, joined by newlines. */
         assert_string_equal(config_setting(&rt->settings, "query"),
                             "SELECT 1\nFROM users\nWHERE 1 = 1");
+        assert_string_equal(config_setting(&rt->settings, "insert"),
+                            "INSERT INTO users\nVALUES (?)");
         assert_null(config_find_resource_type(cfg, "other"));
         config_free(cfg);
 }
@@ -623,6 +628,9 @@ static void test_env_only_errors(void **state)
         assert_null(cfg);
         assert_diag(&d, "%s: cannot open: ", conf);
         config_diag_clear(&d);
+        /* Nobody reading the diagnostics is allowed too. */
+        assert_int_equal(config_load(NULL, env, &cfg, NULL), -EINVAL);
+        assert_null(cfg);
 }
 
 static void test_durations(void **state)
