@@ -324,7 +324,7 @@ static void test_invalid_but_identified(void **state)
         o = parse_order("{\"Id\":\"o-1\",\"ChangeType\":\"Added\"}");
         assert_string_equal(o->invalid, "AssignedResourceTypeId: required");
         assert_string_equal(o->key, "o-1");
-        assert_null(o->assignment_id);
+        assert_string_equal(o->assignment_id, "");
         order_free(o);
         o = parse_order(
             "{\"Id\":\"o-1\",\"AssignedResourceTypeId\":\"\",\"ChangeType\":\"Added\"}");
