@@ -563,9 +563,11 @@ static int on_key(void *user, const char *section, const char *name, const char 
                         ld->oom = true;
                         return 1;
                 }
+                /* "key =" then indented lines: the value starts on the next line. */
+                size_t sep = a > 0;
                 memcpy(v, e->value, a);
                 v[a] = '\n';
-                memcpy(v + a + 1, value, b + 1);
+                memcpy(v + a + sep, value, b + 1);
                 wipe_free(e->value);
                 e->value = v;
                 return 1;
@@ -846,6 +848,12 @@ static void apply_table(struct loader *ld, struct raw_section *sec,
 
                 if (e && kw->type == CA_KEY_SECRET && !e->env)
                         continue; /* refused above */
+                if (e && strchr(e->value, '\n')) {
+                        diag_entry(ld, sec, e,
+                                   "continues on an indented line: only back-end settings may "
+                                   "span lines");
+                        continue;
+                }
                 if (e && (*e->value || kw->type == CA_KEY_SECRET))
                         text = e->value;
                 else if (e && kw->required) {
@@ -923,7 +931,7 @@ static void apply_table(struct loader *ld, struct raw_section *sec,
 static const char *url_problem(const char *url)
 {
         char host[CA_URL_HOST_MAX];
-        const char *rest, *port;
+        const char *rest, *port = NULL;
         bool https, v6 = false;
 
         for (const char *p = url; *p; p++) {
@@ -955,8 +963,10 @@ static const char *url_problem(const char *url)
                 char *rb = strchr(h, ']');
                 if (!rb)
                         return "IPv6 address without ']'";
+                if (rb[1] && rb[1] != ':')
+                        return "has an invalid port";
+                port = rb[1] ? rb + 2 : NULL;
                 *rb = '\0';
-                port = rb + 1;
                 h++;
                 v6 = true;
                 struct in6_addr a6;
@@ -964,16 +974,16 @@ static const char *url_problem(const char *url)
                         return "not a valid IPv6 address between [ ]";
         } else {
                 char *c = strchr(h, ':');
-                port = c ? c : "";
-                if (c)
+                if (c) {
                         *c = '\0';
+                        port = c + 1;
+                }
         }
         if (!*h)
                 return "has no host";
-        if (*port) {
+        if (port) {
                 uint64_t p;
-                if (*port != ':' || strlen(port + 1) > 5 || !parse_uint(port + 1, &p) || p == 0 ||
-                    p > 65535)
+                if (strlen(port) > 5 || !parse_uint(port, &p) || p == 0 || p > 65535)
                         return "has an invalid port";
         }
         if (https)
@@ -1002,7 +1012,7 @@ static void check_path(struct loader *ld, struct raw_section *sec, const char *k
         if (absolute && value[0] != '/')
                 diag_entry(ld, sec, e, "must be an absolute path");
         else if (!absolute && access(value, R_OK) < 0)
-                diag_entry(ld, sec, e, "cannot read %s: %s", value, strerror(errno));
+                diag_entry(ld, sec, e, "cannot read the file: %s", strerror(errno));
 }
 
 static void validate_agent(struct loader *ld, struct raw_section *sec, struct ca_config_agent *a)
@@ -1051,6 +1061,10 @@ static void load_secret(struct loader *ld, struct raw_section *sec, struct ca_co
         struct ca_error err = {0};
         char path[PATH_MAX];
 
+        /* Empty means unset; a value on several lines was refused by the table, and its
+         * text must not reach a message as a path. */
+        if ((file && strchr(file->value, '\n')) || (cred && strchr(cred->value, '\n')))
+                return;
         if (file && !*file->value)
                 file = NULL;
         if (cred && !*cred->value)
@@ -1210,14 +1224,11 @@ static void build(struct loader *ld, struct ca_config *cfg)
         for (size_t i = 0; i < ld->nsec; i++) {
                 struct raw_section *sec = ld->sections[i];
                 struct raw_entry *e = entry_find(sec, "connector");
-                if (sec->kind != SEC_RESOURCE_TYPE || !e || !*e->value ||
+                if (sec->kind != SEC_RESOURCE_TYPE || !e || !*e->value || strchr(e->value, '\n') ||
                     section_find(ld, SEC_CONNECTOR, e->value))
                         continue;
-                if (name_ok(e->value, true))
-                        diag_entry(ld, sec, e, "unknown connector '%s' (no [connector %s] section)",
-                                   e->value, e->value);
-                else
-                        diag_entry(ld, sec, e, "unknown connector (not a valid connector name)");
+                diag_entry(ld, sec, e,
+                           "unknown connector: no [connector NAME] section has this name");
         }
 }
 

@@ -312,7 +312,7 @@ int order_from_json(json_t *obj, struct ca_order **out, struct ca_error *err)
         }
 
         ret = -ENOMEM;
-        if (dup_opt(id, &o->id) < 0 || dup_opt(assign, &o->assignment_id) < 0 ||
+        if (dup_opt(id, &o->id) < 0 || dup_opt(assign ? assign : "", &o->assignment_id) < 0 ||
             dup_opt(change_text, &o->change_text) < 0 ||
             dup_opt(workflow, &o->workflow_instance_id) < 0 ||
             dup_opt(owner_id, &o->owner_id) < 0 || dup_opt(owner_type, &o->owner_type) < 0 ||

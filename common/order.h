@@ -28,9 +28,9 @@ enum ca_change_type {
 struct ca_order {
         char key[CA_ORDER_KEY_MAX + 1]; /* identity (see above) */
         char *id;                       /* Id, NULL when the server sent none */
-        char *assignment_id;            /* AssignedResourceTypeId */
+        char *assignment_id;            /* AssignedResourceTypeId; "" only when invalid */
         enum ca_change_type change; /* CA_CHANGE_UNKNOWN when ChangeType is not one of the three */
-        char *change_text;          /* ChangeType as sent (for the result and messages) */
+        char *change_text; /* ChangeType as sent (for the result and messages); never NULL */
         char *workflow_instance_id; /* NULL when absent */
         char *owner_id;             /* Owner.Id, NULL when absent */
         char *owner_type;           /* ResourceType.SourceEntityType.Id, NULL when absent */

@@ -324,7 +324,7 @@ static void test_invalid_but_identified(void **state)
         o = parse_order("{\"Id\":\"o-1\",\"ChangeType\":\"Added\"}");
         assert_string_equal(o->invalid, "AssignedResourceTypeId: required");
         assert_string_equal(o->key, "o-1");
-        assert_null(o->assignment_id);
+        assert_string_equal(o->assignment_id, "");
         order_free(o);
         o = parse_order(
             "{\"Id\":\"o-1\",\"AssignedResourceTypeId\":\"\",\"ChangeType\":\"Added\"}");
@@ -426,6 +426,29 @@ static void test_order_from_json_direct(void **state)
         assert_string_equal(change_type_name(CA_CHANGE_MODIFIED), "Modified");
         assert_string_equal(change_type_name(CA_CHANGE_DELETED), "Deleted");
         assert_string_equal(change_type_name(CA_CHANGE_UNKNOWN), "Unknown");
+}
+
+/* The journal stores o->json as text and rebuilds the order from it: same identity. */
+static void test_rebuild_from_stored_json(void **state)
+{
+        const char *sources[] = {example_no_id,
+                                 "{\"Id\":\"o-5\",\"AssignedResourceTypeId\":\"9\","
+                                 "\"ChangeType\":\"Modified\",\"Changes\":{\"b\":[\"\\u00e9\"],"
+                                 "\"a\":null,\"c\":\"x\\ny\"}}"};
+        for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
+                struct ca_order *o = parse_order(sources[i]);
+                char *stored = json_dumps(o->json, JSON_COMPACT);
+                assert_non_null(stored);
+                struct ca_order *again = parse_order(stored);
+                assert_string_equal(again->key, o->key);
+                assert_string_equal(again->assignment_id, o->assignment_id);
+                assert_int_equal(again->change, o->change);
+                assert_true(json_equal(again->changes, o->changes));
+                assert_null(again->invalid);
+                free(stored);
+                order_free(again);
+                order_free(o);
+        }
 }
 
 static void test_skipped_entries(void **state)
@@ -624,6 +647,7 @@ int main(void)
             cmocka_unit_test(test_invalid_but_identified),
             cmocka_unit_test(test_integer_ids_and_nulls),
             cmocka_unit_test(test_order_from_json_direct),
+            cmocka_unit_test(test_rebuild_from_stored_json),
             cmocka_unit_test(test_skipped_entries),
             cmocka_unit_test(test_good_next_to_bad),
             cmocka_unit_test(test_page_top_level),

@@ -1,5 +1,10 @@
 /* exec: the back-end that runs a program per order (backends.md, "exec").
  *
+ * [connector NAME]: command = "/abs/path arg 'quoted arg'" (no shell), probe_command
+ * (optional, answers {"Applied": true|false|null}), timeout (default order_timeout),
+ * env = comma list of variables passed through (PATH is always /usr/bin:/bin),
+ * max_output (default 64k). No mapping settings.
+ *
  * The program runs without a shell, in its own process group, with a scrubbed
  * environment, the order's JSON on its standard input and its output read through
  * pipes with caps. A program that outlives its timeout gets SIGTERM, then SIGKILL, and

@@ -1,4 +1,5 @@
 /* file: the back-end that writes each order as one JSON document (backends.md, "file").
+ * [connector NAME]: directory (must exist). No mapping settings.
  *
  * The file name comes from the order key, escaped so that it is always one plain name
  * inside the directory (no '/', never "." or "..", never hidden). The write is atomic
@@ -232,7 +233,10 @@ static int write_durable(struct file_instance *inst, const char *name, const cha
                         FILE_MODE);
         if (fd < 0)
                 return -errno;
-        r = write_all(fd, text, strlen(text));
+        /* The mode is the back-end's promise, whatever the agent's umask. */
+        r = fchmod(fd, FILE_MODE) < 0 ? -errno : 0;
+        if (r == 0)
+                r = write_all(fd, text, strlen(text));
         if (r == 0)
                 r = write_all(fd, "\n", 1);
         if (r == 0 && fsync(fd) < 0)
@@ -280,6 +284,11 @@ static int file_execute(void *session, const struct ca_backend_order *order,
                                          "%s already holds a different order with this key; it "
                                          "was left as it is",
                                          path);
+                        goto out;
+                }
+                if (m == -ELOOP) {
+                        host->result_set(r, CA_BACKEND_ERRORED, path,
+                                         "%s is a symbolic link; it was left as it is", path);
                         goto out;
                 }
                 if (m != -ENOENT) {
@@ -344,6 +353,13 @@ static int file_probe(void *session, const struct ca_backend_order *order,
 static int file_check(void *session, struct ca_backend_error *err)
 {
         struct file_instance *inst = session;
+        struct stat held, named;
+        /* The directory we hold must still be the one the setting names: a removed or
+         * replaced directory would swallow every order. */
+        if (fstat(inst->dirfd, &held) < 0 || held.st_nlink == 0 || stat(inst->dir, &named) < 0 ||
+            held.st_dev != named.st_dev || held.st_ino != named.st_ino)
+                return host->error(err, CA_BACKEND_EUNAVAILABLE, "directory",
+                                   "%s was removed or replaced since the agent started", inst->dir);
         if (faccessat(inst->dirfd, ".", W_OK | X_OK, AT_EACCESS) < 0)
                 return host->error(err, CA_BACKEND_EUNAVAILABLE, "directory",
                                    "cannot write into %s: %s", inst->dir, strerror(errno));

@@ -1,5 +1,14 @@
 /* sql: the SQL back-end plug-in: instances, sessions and the entry point. The order
- * logic is in sql_order.c, the database libraries behind sql_driver.h. */
+ * logic is in sql_order.c, the database libraries behind sql_driver.h.
+ *
+ * [connector NAME]: driver = sqlite (default), database = path of an existing file,
+ * order_timeout bounds lock waits. [resource-type ID]: table, key_column, key_change
+ * (default: key_column), columns = "changeKey:column, ...", ignore_unmapped = yes|no,
+ * membership_table, membership_key_column, membership_value_column,
+ * membership_attribute (default memberOf: the Changes base name of link keys).
+ * A session holds one connection, opened on first use and dropped when the database
+ * becomes unavailable. The instance keeps a pointer to its settings, which the agent
+ * keeps alive as long as the instance. */
 #include <stdlib.h>
 #include <string.h>
 
