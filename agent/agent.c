@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "notify.h"
+#include "status_http.h"
 #include "timeutil.h"
 
 #define AGENT_PRIORITIES            3
@@ -429,6 +430,11 @@ int agent_new(struct ca_config *cfg, const char *config_path, enum agent_mode mo
                         goto fail;
                 a->connector_count++;
         }
+        if (cfg->agent.status_port && mode == AGENT_DAEMON) {
+                rc = status_http_start(a, &a->status, err);
+                if (rc < 0)
+                        goto fail;
+        }
         *out = a;
         return 0;
 fail:
@@ -480,6 +486,7 @@ void agent_free(struct agent *a)
         if (!a)
                 return;
         heartbeat_stop(a);
+        status_http_free(a->status);
         for (size_t i = 0; i < a->connector_count; i++)
                 connector_free(a->connectors[i]);
         free(a->connectors);

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "executor.h"
 #include "journal.h"
+#include "metrics.h"
 
 enum agent_mode {
         AGENT_DAEMON = 0, /* run until told to stop */
@@ -89,6 +90,9 @@ struct connector {
         int target_connected;
         char last_error[512];
         unsigned long received, executed, errored;
+        unsigned long executed_by_change[4], errored_by_change[4]; /* by ca_change_type */
+        struct histogram poll_latency, report_latency;
+        unsigned long polls_failed, reports_failed;
 };
 
 struct agent {
@@ -131,6 +135,9 @@ struct agent {
         struct api_call *heartbeat_call;
         int farewell_sent;
         char latest_version_seen[64];
+        uint64_t last_heartbeat_ok_ms;
+
+        struct status_http *status; /* the local status endpoint, NULL when off */
 };
 
 /* agent.c */

@@ -68,14 +68,26 @@ static void print_dry_run(const struct ca_order *o, const char *what)
         fflush(stdout);
 }
 
+static enum ca_change_type change_of(const char *text)
+{
+        for (int t = CA_CHANGE_ADDED; t <= CA_CHANGE_DELETED; t++)
+                if (text && strcmp(text, change_type_name((enum ca_change_type)t)) == 0)
+                        return (enum ca_change_type)t;
+        return CA_CHANGE_UNKNOWN;
+}
+
 void connector_finish(struct connector *c, struct ca_result *r)
 {
         struct agent *a = c->agent;
         struct ca_error err = {0};
-        if (r->state == CA_RESULT_EXECUTED)
+        enum ca_change_type change = change_of(r->change_type);
+        if (r->state == CA_RESULT_EXECUTED) {
                 c->executed++;
-        else
+                c->executed_by_change[change]++;
+        } else {
                 c->errored++;
+                c->errored_by_change[change]++;
+        }
         if (a->mode == AGENT_ONCE && r->state != CA_RESULT_EXECUTED)
                 a->exit_code = EXIT_INCOMPLETE;
         if (a->mode == AGENT_DRY_RUN) {

@@ -79,6 +79,7 @@ static void on_heartbeat_done(void *arg, const struct http_response *resp)
                 return;
         }
         agent_server_ok(a);
+        a->last_heartbeat_ok_ms = time_mono_ms();
         json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
         const char *latest = json_string_value(json_object_get(root, "LatestVersion"));
         if (latest && strcmp(latest, CA_VERSION) != 0 &&

@@ -296,6 +296,8 @@ static int setup_easy(struct http *h, struct http_request *r, const struct http_
         ok &= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_HEADERDATA, r) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK;
+        if (getenv("CA_HTTP_DEBUG"))
+                curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
         if (s->ca_file)
                 ok &= curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file) == CURLE_OK;
         if (s->client_cert)

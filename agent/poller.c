@@ -201,6 +201,9 @@ static void on_poll_done(void *arg, const struct http_response *resp)
         c->poll_call = NULL;
         if (resp->transport_error == CA_HTTP_CANCELLED)
                 return;
+        histogram_observe(&c->poll_latency, resp->elapsed_ms);
+        if (resp->status != 200 && resp->status != 204)
+                c->polls_failed++;
         if (resp->status == 200 || resp->status == 204) {
                 agent_server_ok(a);
                 if (c->refused) {

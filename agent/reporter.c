@@ -65,6 +65,7 @@ static void on_report_done(void *arg, const struct http_response *resp)
                 keys_clear(c);
                 return;
         }
+        histogram_observe(&c->report_latency, resp->elapsed_ms);
         long received = 0, duplicates = 0;
         if (resp->status == 200 &&
             results_ack_parse(resp->body, resp->body_len, &received, &duplicates, &err) == 0) {
@@ -111,6 +112,7 @@ static void on_report_done(void *arg, const struct http_response *resp)
                 snprintf(why, sizeof(why), "ProvisioningResults failed: %s",
                          resp->error ? resp->error : "no answer");
         keys_clear(c);
+        c->reports_failed++;
         snprintf(c->last_error, sizeof(c->last_error), "%s", why);
         if (resp->status != 400 && resp->status != 200)
                 agent_server_failed(a, why);
