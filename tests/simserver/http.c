@@ -478,7 +478,8 @@ static void pending_unlink(struct sim *s, struct sim_pending *p)
                         break;
                 }
         }
-        event_free(p->ev);
+        if (p->ev)
+                event_free(p->ev);
         free(p);
 }
 
@@ -507,7 +508,8 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
                         else
                                 evhttp_request_free(p->req);
                 }
-                event_free(p->ev);
+                if (p->ev)
+                        event_free(p->ev);
                 free(p);
         }
 }
@@ -672,7 +674,8 @@ void http_teardown(struct sim *s)
         while (s->pending) {
                 struct sim_pending *p = s->pending;
                 s->pending = p->next;
-                event_free(p->ev);
+                if (p->ev)
+                        event_free(p->ev);
                 free(p);
         }
 }

@@ -156,8 +156,11 @@ void sim_free(struct sim *s)
         faults_clear(s);
         store_free(s);
         tls_free(s);
-        event_free(s->sig_term);
-        event_free(s->sig_int);
+        /* event_free(NULL) is not safe in libevent 2.1. */
+        if (s->sig_term)
+                event_free(s->sig_term);
+        if (s->sig_int)
+                event_free(s->sig_int);
         if (s->base)
                 event_base_free(s->base);
         free(s->cfg.client_secret);

@@ -84,7 +84,7 @@ int store_add_order(struct sim *s, const char *connector, json_t *body, int synt
 {
         int rc = 0;
         struct sim_order *o = NULL;
-        char *ikey = NULL;
+        char *ikey = NULL, *akey = NULL;
         if (!json_is_object(body))
                 return ca_error_set(err, -EINVAL, "an order must be a JSON object");
         struct sim_connector *c = store_connector(s, connector, 1);
@@ -126,6 +126,11 @@ int store_add_order(struct sim *s, const char *connector, json_t *body, int synt
                 rc = ca_error_set(err, -ENOMEM, "out of memory");
                 goto out;
         }
+        if (o->id && asprintf(&akey, "ak:%s|%s", o->assignment_id, o->change_type) < 0) {
+                akey = NULL;
+                rc = ca_error_set(err, -ENOMEM, "out of memory");
+                goto out;
+        }
         if (o->id && json_object_get(c->index, ikey)) {
                 rc = ca_error_set(err, -EEXIST, "connector '%s' already has an order with Id '%s'",
                                   connector, o->id);
@@ -156,7 +161,9 @@ int store_add_order(struct sim *s, const char *connector, json_t *body, int synt
                 c->orders = n;
                 c->cap = ncap;
         }
-        if (index_add(c, ikey, s->norders) < 0) {
+        /* Orders with an Id are also found by assignment and change type, so that a
+         * result that forgot the Id is told so rather than "unknown order". */
+        if (index_add(c, ikey, s->norders) < 0 || (akey && index_add(c, akey, s->norders) < 0)) {
                 rc = ca_error_set(err, -ENOMEM, "out of memory");
                 goto out;
         }
@@ -165,6 +172,7 @@ int store_add_order(struct sim *s, const char *connector, json_t *body, int synt
         o = NULL;
 out:
         free(ikey);
+        free(akey);
         order_free(o);
         return rc;
 }
