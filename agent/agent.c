@@ -308,11 +308,11 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
                 /* Only the log level applies at once; connections, connectors and mappings are
                  * bound to running threads and plug-in instances. */
                 enum ca_log_level level;
-                if (log_level_parse(fresh->agent.log_level, &level) == 0)
-                        log_set_level(level);
                 log_notice("configuration %s reloaded: the log level applies now; changes to the "
                            "server, connectors and mappings apply at the next restart",
                            a->config_path ? a->config_path : "(environment)");
+                if (log_level_parse(fresh->agent.log_level, &level) == 0)
+                        log_set_level(level);
                 config_free(fresh);
         }
         notify_ready();

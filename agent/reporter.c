@@ -78,7 +78,7 @@ static void on_report_done(void *arg, const struct http_response *resp)
                             "server already had %ld of %zu results (re-sent after a lost answer)",
                             duplicates, c->report_key_count);
                 if (journal_mark_reported(a->journal, c->name, (const char *const *)c->report_keys,
-                                          c->report_key_count, &err) == 0) {
+                                          c->report_key_count, &err) >= 0) {
                         c->unreported = c->unreported > c->report_key_count
                                             ? c->unreported - c->report_key_count
                                             : 0;
