@@ -118,7 +118,9 @@ const char *config_setting(const struct ca_settings *s, const char *key);
 unsigned config_setting_line(const struct ca_settings *s, const char *key);
 
 /* The environment variable that overrides key in section (e.g. section "connector
- * ldap-main", key "uri" -> CONNECTOR_AGENT_CONNECTOR_LDAP_MAIN_URI). Writes into buf. */
+ * ldap-main", key "uri" -> CONNECTOR_AGENT_CONNECTOR_LDAP_MAIN_URI). Writes into buf.
+ * key NULL or "" gives the section's prefix (CONNECTOR_AGENT_CONNECTOR_LDAP_MAIN_).
+ * -ENAMETOOLONG when buf is too small. */
 int config_env_name(const char *section, const char *key, char *buf, size_t len);
 
 const struct ca_config_connector *config_find_connector(const struct ca_config *cfg,
