@@ -52,7 +52,6 @@ struct completion {
 
 struct worker {
         struct executor *e;
-        size_t index;
         pthread_t thread;
         int thread_started;
         pthread_cond_t cv;
@@ -597,7 +596,6 @@ int executor_new(struct event_base *base, const struct ca_config_connector *conn
         pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
         for (i = 0; i < n; i++) {
                 e->workers[i].e = e;
-                e->workers[i].index = i;
                 pthread_cond_init(&e->workers[i].cv, &cattr);
         }
         pthread_condattr_destroy(&cattr);
