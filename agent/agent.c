@@ -323,8 +323,9 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         struct agent *a = arg;
         uint64_t now = time_mono_ms();
         for (size_t i = 0; i < a->connector_count; i++) {
-                uint64_t stalled = executor_stalled_ms(a->connectors[i]->exec, now);
-                if (stalled) {
+                struct executor *e = a->connectors[i]->exec;
+                if (executor_wedged(e, now)) {
+                        uint64_t stalled = executor_stalled_ms(e, now);
                         log_error("connector %s: a worker has made no progress for %llu ms; "
                                   "withholding the watchdog ping",
                                   a->connectors[i]->name, (unsigned long long)stalled);

@@ -27,7 +27,7 @@ static const char *unhealthy(const struct agent *a)
 {
         uint64_t now = time_mono_ms();
         for (size_t i = 0; i < a->connector_count; i++)
-                if (executor_stalled_ms(a->connectors[i]->exec, now))
+                if (executor_wedged(a->connectors[i]->exec, now))
                         return "a back-end worker has made no progress";
         if (a->journal_broken)
                 return "the journal cannot be written";
