@@ -194,7 +194,8 @@ int iso8601_utc_valid(const char *s);
 /* store.c: orders, results, heartbeats, tokens, violations. */
 struct sim_connector *store_connector(struct sim *s, const char *id, int create);
 int store_connector_index(struct sim *s, const char *id);
-/* Adds one order (body borrowed, copied); -EEXIST for a duplicate Id. */
+/* Adds one order (takes a reference on body, which must not change afterwards);
+ * -EEXIST for a duplicate Id. */
 int store_add_order(struct sim *s, const char *connector, json_t *body, int synthetic,
                     struct ca_error *err);
 int store_add_orders_json(struct sim *s, const char *connector, json_t *list, struct ca_error *err);

@@ -136,11 +136,8 @@ int store_add_order(struct sim *s, const char *connector, json_t *body, int synt
                                   connector, o->id);
                 goto out;
         }
-        o->body = json_deep_copy(body);
-        if (!o->body) {
-                rc = ca_error_set(err, -ENOMEM, "out of memory");
-                goto out;
-        }
+        /* Shared, not copied: nobody changes an order's JSON once it is stored. */
+        o->body = json_incref(body);
         if (s->norders == s->orders_cap) {
                 size_t ncap = s->orders_cap ? s->orders_cap * 2 : 1024;
                 struct sim_order **n = realloc(s->orders, ncap * sizeof(*n));
