@@ -479,6 +479,21 @@ class FaultTests(SimTestCase):
         # No order was handed out by the broken answers.
         self.assertTrue(all(o["delivered"] == 0 for o in self.sim.state()["orders"]))
 
+    def test_truncated_in_transport(self):
+        self.sim.fault("data", "truncated", transport=True)
+        conn = http.client.HTTPConnection("127.0.0.1", self.sim.port, timeout=10)
+        conn.request("GET", data_path() + "?api-version=1.0", headers={
+            "Authorization": "Bearer " + self.tok, "Accept": "application/json",
+            "User-Agent": "t/1"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        announced = int(resp.getheader("Content-Length"))
+        with self.assertRaises(http.client.IncompleteRead) as cm:
+            resp.read()
+        self.assertEqual(len(cm.exception.partial), announced // 2)
+        conn.close()
+        self.assertEqual(self.get_raw()[0], 200)
+
     def test_oversized_is_streamed(self):
         n = 3 * 1024 * 1024 + 17
         self.sim.fault("data", "oversized", bytes=n)

@@ -233,7 +233,11 @@ int faults_apply(struct sim *s, struct evhttp_request *req, enum sim_endpoint ep
         } else if (strcmp(f.kind, "truncated") == 0) {
                 json_t *sample = valid_sample(ep);
                 char *text = json_dumps(sample, JSON_COMPACT);
-                http_reply_raw(s, req, 200, "application/json", text, text ? strlen(text) / 2 : 0);
+                if (json_is_true(json_object_get(p, "transport")))
+                        http_reply_cut(s, req, text ? text : "", text ? strlen(text) : 0);
+                else
+                        http_reply_raw(s, req, 200, "application/json", text,
+                                       text ? strlen(text) / 2 : 0);
                 free(text);
                 json_decref(sample);
         } else if (strcmp(f.kind, "oversized") == 0) {

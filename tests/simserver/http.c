@@ -21,7 +21,7 @@
 
 #define OVERSIZED_CHUNK (64 * 1024)
 
-enum pending_kind { PENDING_DELAY, PENDING_DROP, PENDING_STREAM };
+enum pending_kind { PENDING_DELAY, PENDING_DROP, PENDING_STREAM, PENDING_CUT };
 
 struct sim_pending {
         struct sim_pending *next;
@@ -503,7 +503,7 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
                 /* A request the connection let go of (it failed while we still held the
                  * answer) is ours to free; one still attached goes with the connection. */
                 if (evhttp_request_get_connection(p->req) == NULL) {
-                        if (p->kind == PENDING_STREAM)
+                        if (p->kind == PENDING_STREAM || p->kind == PENDING_CUT)
                                 evhttp_send_reply_end(p->req);
                         else
                                 evhttp_request_free(p->req);
@@ -631,6 +631,36 @@ void http_stream_oversized(struct sim *s, struct evhttp_request *req, long long 
                 evhttp_send_reply_chunk_with_cb(req, buf, stream_next, p);
                 evbuffer_free(buf);
         }
+}
+
+static void cut_written(struct evhttp_connection *evcon, void *arg)
+{
+        struct sim_pending *p = arg;
+        struct timeval tv = {0, 0};
+        /* The first half is on the wire: now hang up, short of Content-Length. */
+        p->kind = PENDING_DROP;
+        evtimer_add(p->ev, &tv);
+}
+
+void http_reply_cut(struct sim *s, struct evhttp_request *req, const char *data, size_t len)
+{
+        char clen[32];
+        struct sim_pending *p = pending_new(s, req, PENDING_CUT);
+        struct evbuffer *buf = evbuffer_new();
+        if (!p || !buf || len < 2) {
+                evbuffer_free(buf);
+                http_reply_raw(s, req, 500, NULL, NULL, 0);
+                return;
+        }
+        log_request(s, req, 200, len);
+        snprintf(clen, sizeof(clen), "%zu", len);
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
+        evhttp_add_header(h, "Content-Length", clen);
+        evhttp_send_reply_start(req, 200, "OK");
+        evbuffer_add(buf, data, len / 2);
+        evhttp_send_reply_chunk_with_cb(req, buf, cut_written, p);
+        evbuffer_free(buf);
 }
 
 /* ---- set-up ---- */

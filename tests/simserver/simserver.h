@@ -189,6 +189,8 @@ void http_defer(struct sim *s, struct evhttp_request *req, enum sim_endpoint ep,
 void http_drop(struct sim *s, struct evhttp_request *req);
 /* Streams a 200 JSON body of exactly nbytes in chunks. */
 void http_stream_oversized(struct sim *s, struct evhttp_request *req, long long nbytes);
+/* Announces len bytes (Content-Length), sends the first half, then hangs up. */
+void http_reply_cut(struct sim *s, struct evhttp_request *req, const char *data, size_t len);
 int iso8601_utc_valid(const char *s);
 
 /* store.c: orders, results, heartbeats, tokens, violations. */
