@@ -402,6 +402,26 @@ class HeartbeatTests(SimTestCase):
         self.assertEqual(len(sim.state()["violations"]), len(bad))
 
 
+    def test_agent_status_view(self):
+        sim = self.start(extra_args=("--latest-version", "1.0.0", "--heartbeat-interval", "1"))
+        self.assertEqual(sim.api("PUT", "/api/Connectors/Agent/agent-01",
+                                 body=self.beat())[0], 200)
+        self.assertEqual(sim.api("PUT", "/api/Connectors/Agent/agent-01",
+                                 body=self.beat())[0], 200)
+        old = dict(self.beat(Identifier="agent-02", Version="0.9.0"))
+        self.assertEqual(sim.api("PUT", "/api/Connectors/Agent/agent-02", body=old)[0], 200)
+        agents = {a["identifier"]: a for a in sim.state()["agents"]}
+        self.assertEqual(agents["agent-01"]["status"], "CONNECTED")
+        self.assertEqual(agents["agent-01"]["heartbeats"], 2)
+        self.assertTrue(agents["agent-01"]["is_latest_version"])
+        self.assertFalse(agents["agent-02"]["is_latest_version"])
+        # Silent for three intervals: the server marks it DISCONNECTED.
+        wait_for(lambda: {a["status"] for a in sim.state()["agents"]} == {"DISCONNECTED"},
+                 timeout=6, what="agents marked DISCONNECTED")
+        a = sim.state()["agents"][0]
+        self.assertEqual(a["reported_status"], "CONNECTED")
+
+
 class FaultTests(SimTestCase):
     def setUp(self):
         super().setUp()

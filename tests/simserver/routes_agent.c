@@ -155,12 +155,22 @@ void routes_agent(struct sim *s, struct evhttp_request *req, const char *agent_i
                         goto out;
                 }
         }
+        char stamp[40];
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        time_iso8601(ts.tv_sec, stamp, 21);
+        snprintf(stamp + 19, sizeof(stamp) - 19, ".%03ldZ", ts.tv_nsec / 1000000);
+        json_t *prev = json_object_get(s->agents, agent_id);
+        if (prev || json_object_size(s->agents) < SIM_MAX_AGENTS) {
+                json_int_t beats = json_integer_value(json_object_get(prev, "heartbeats"));
+                json_object_set_new(s->agents, agent_id,
+                                    json_pack("{s:O, s:O, s:O, s:I, s:I, s:s}", "status",
+                                              json_object_get(root, "Status"), "version", ver,
+                                              "hostname", host, "heartbeats", beats + 1,
+                                              "last_seen_ms", (json_int_t)time_mono_ms(),
+                                              "last_seen_at", stamp));
+        }
         if (json_array_size(s->heartbeats) < SIM_MAX_HEARTBEATS) {
-                char stamp[40];
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                time_iso8601(ts.tv_sec, stamp, 21);
-                snprintf(stamp + 19, sizeof(stamp) - 19, ".%03ldZ", ts.tv_nsec / 1000000);
                 json_object_set_new(root, "received_at", json_string(stamp));
                 json_array_append(s->heartbeats, root);
         }

@@ -30,6 +30,7 @@
 #define SIM_MAX_TOKENS          10000
 #define SIM_MAX_FAULTS          1000
 #define SIM_MAX_CONNECTORS      256
+#define SIM_MAX_AGENTS          1000
 #define SIM_MAX_RESULTS_PER_PUT 100000
 #define SIM_MAX_PAGE_SIZE       100000
 #define SIM_MAX_DELAY_MS        600000
@@ -117,6 +118,7 @@ struct sim_config {
         long page_size;
         long lease_s;
         const char *latest_version;
+        long heartbeat_interval_s; /* silent for 3 of these: DISCONNECTED */
         const char *tls_cert, *tls_key, *client_ca;
         long max_body;
         int quiet;
@@ -144,6 +146,8 @@ struct sim {
 
         json_t *results;    /* array of stored results (bounded) */
         json_t *heartbeats; /* array (bounded) */
+        /* identifier -> {status, version, hostname, heartbeats, last_seen_ms, last_seen_at} */
+        json_t *agents;
         json_t *violations; /* array of strings (bounded) */
         unsigned long received, duplicates, conflicting, results_dropped, violations_total;
         unsigned long token_requests, requests;

@@ -383,17 +383,38 @@ json_t *store_state_json(struct sim *s)
                                       (int)o->results, "state", order_state_name(s, o, now),
                                       "result", o->last_result, "synthetic", o->synthetic));
         }
+        json_t *agents = json_array();
+        const char *aid;
+        json_t *a;
+        json_object_foreach(s->agents, aid, a)
+        {
+                /* As the protocol has it: heard nothing for three intervals means gone,
+                 * whatever the agent last said. */
+                uint64_t seen = (uint64_t)json_integer_value(json_object_get(a, "last_seen_ms"));
+                int silent = now - seen > (uint64_t)s->cfg.heartbeat_interval_s * 3000u;
+                const char *reported = json_string_value(json_object_get(a, "status"));
+                const char *version = json_string_value(json_object_get(a, "version"));
+                json_array_append_new(
+                    agents, json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:O, s:b}", "identifier", aid,
+                                      "status", silent ? "DISCONNECTED" : reported,
+                                      "reported_status", reported, "version", version, "hostname",
+                                      json_object_get(a, "hostname"), "heartbeats",
+                                      json_object_get(a, "heartbeats"), "last_seen_at",
+                                      json_object_get(a, "last_seen_at"), "is_latest_version",
+                                      strcmp(version, s->cfg.latest_version) == 0));
+        }
         json_t *conns = json_array();
         for (size_t i = 0; i < s->nconnectors; i++)
                 json_array_append_new(conns, json_string(s->connectors[i]->id));
-        return json_pack(
-            "{s:o, s:o, s:I, s:I, s:I, s:I, s:O, s:I, s:I, s:I, s:I, s:I}", "orders", orders,
-            "connectors", conns, "received", (json_int_t)s->received, "duplicates",
-            (json_int_t)s->duplicates, "conflicting_duplicates", (json_int_t)s->conflicting,
-            "results_dropped", (json_int_t)s->results_dropped, "violations", s->violations,
-            "violations_total", (json_int_t)s->violations_total, "token_requests",
-            (json_int_t)s->token_requests, "requests", (json_int_t)s->requests, "connections",
-            (json_int_t)s->nconns, "connections_refused", (json_int_t)s->conns_refused);
+        return json_pack("{s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:O, s:I, s:I, s:I, s:I, s:I}",
+                         "orders", orders, "agents", agents, "connectors", conns, "received",
+                         (json_int_t)s->received, "duplicates", (json_int_t)s->duplicates,
+                         "conflicting_duplicates", (json_int_t)s->conflicting, "results_dropped",
+                         (json_int_t)s->results_dropped, "violations", s->violations,
+                         "violations_total", (json_int_t)s->violations_total, "token_requests",
+                         (json_int_t)s->token_requests, "requests", (json_int_t)s->requests,
+                         "connections", (json_int_t)s->nconns, "connections_refused",
+                         (json_int_t)s->conns_refused);
 }
 
 void store_reset_counters(struct sim *s)
@@ -403,6 +424,7 @@ void store_reset_counters(struct sim *s)
         json_array_clear(s->violations);
         json_array_clear(s->results);
         json_array_clear(s->heartbeats);
+        json_object_clear(s->agents);
         for (size_t i = 0; i < SIM_MAX_REQUESTS_RING; i++) {
                 free(s->ring[i].path);
                 free(s->ring[i].query);
@@ -434,6 +456,7 @@ void store_free(struct sim *s)
         }
         json_decref(s->results);
         json_decref(s->heartbeats);
+        json_decref(s->agents);
         json_decref(s->violations);
         free(s->tokens);
 }
