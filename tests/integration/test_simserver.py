@@ -245,7 +245,7 @@ class DeliveryTests(SimTestCase):
         self.assertEqual(len({o["Id"] for o in orders}), 20)
 
     def test_lease_redelivery(self):
-        sim = self.start(generate=2, lease=1)
+        sim = self.start(generate=2, lease=2)  # 2 s: room for a loaded CI machine
         tok = sim.token()
         first = self.fetch(sim, token=tok)["ProvisioningOrdersList"]
         self.assertEqual(len(first), 2)
@@ -255,7 +255,7 @@ class DeliveryTests(SimTestCase):
         status, _, body = sim.api("PUT", RESULTS, token=tok,
                                   body=results_body([result_for(first[0])]))
         self.assertEqual(status, 200, body)
-        time.sleep(1.3)
+        time.sleep(2.3)
         again = self.fetch(sim, token=tok)["ProvisioningOrdersList"]
         self.assertEqual([o["Id"] for o in again], [first[1]["Id"]])
         st = {o["key"]: o for o in sim.state()["orders"]}
