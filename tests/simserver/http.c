@@ -710,7 +710,7 @@ void http_teardown(struct sim *s)
         }
 }
 
-int iso8601_utc_valid(const char *v)
+int http_iso8601_utc_valid(const char *v)
 {
         /* YYYY-MM-DDTHH:MM:SS[.fraction]Z */
         int y, mo, d, h, mi, sec, n = 0;

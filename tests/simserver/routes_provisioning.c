@@ -152,7 +152,7 @@ static long match_result(struct sim *s, struct sim_connector *c, json_t *e, char
                 snprintf(why, wlen, "Message must be a string");
                 return -1;
         }
-        if (!json_is_string(at) || !iso8601_utc_valid(json_string_value(at))) {
+        if (!json_is_string(at) || !http_iso8601_utc_valid(json_string_value(at))) {
                 snprintf(why, wlen,
                          "ExecutedAt must be an ISO 8601 UTC time like 2026-11-22T10:15:02Z");
                 return -1;

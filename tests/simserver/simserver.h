@@ -195,7 +195,7 @@ void http_drop(struct sim *s, struct evhttp_request *req);
 void http_stream_oversized(struct sim *s, struct evhttp_request *req, long long nbytes);
 /* Announces len bytes (Content-Length), sends the first half, then hangs up. */
 void http_reply_cut(struct sim *s, struct evhttp_request *req, const char *data, size_t len);
-int iso8601_utc_valid(const char *s);
+int http_iso8601_utc_valid(const char *s);
 
 /* store.c: orders, results, heartbeats, tokens, violations. */
 struct sim_connector *store_connector(struct sim *s, const char *id, int create);
@@ -224,7 +224,7 @@ json_t *store_state_json(struct sim *s);
 json_t *store_requests_json(struct sim *s);
 void store_reset_counters(struct sim *s);
 void store_free(struct sim *s);
-const char *order_state_name(struct sim *s, struct sim_order *o, uint64_t now);
+const char *store_order_state_name(struct sim *s, struct sim_order *o, uint64_t now);
 
 /* generate.c: realistic orders. */
 int generate_orders(struct sim *s, const char *connector, long count, const char *resource_type,

@@ -242,7 +242,7 @@ void store_order_mark_delivered(struct sim *s, struct sim_order *o, uint64_t now
         }
 }
 
-const char *order_state_name(struct sim *s, struct sim_order *o, uint64_t now)
+const char *store_order_state_name(struct sim *s, struct sim_order *o, uint64_t now)
 {
         if (o->answered)
                 return "answered";
@@ -380,7 +380,7 @@ json_t *store_state_json(struct sim *s)
                                       "connector", s->connectors[o->connector]->id, "key", o->key,
                                       "id", o->id, "assignment_id", o->assignment_id, "change_type",
                                       o->change_type, "delivered", (int)o->delivered, "results",
-                                      (int)o->results, "state", order_state_name(s, o, now),
+                                      (int)o->results, "state", store_order_state_name(s, o, now),
                                       "result", o->last_result, "synthetic", o->synthetic));
         }
         json_t *agents = json_array();
