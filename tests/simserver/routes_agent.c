@@ -88,7 +88,7 @@ void routes_agent(struct sim *s, struct evhttp_request *req, const char *agent_i
         char *body = NULL;
         size_t len;
         char bad[128];
-        if (http_check_api(s, req, 1) < 0)
+        if (checks_api_request(s, req, 1) < 0)
                 return;
         body = http_body_dup(req, &len);
         if (!body) {
@@ -127,14 +127,14 @@ void routes_agent(struct sim *s, struct evhttp_request *req, const char *agent_i
                 goto out;
         }
         json_t *started = json_object_get(root, "StartedAt");
-        if (!json_is_string(started) || !http_iso8601_utc_valid(json_string_value(started))) {
+        if (!json_is_string(started) || !checks_iso8601_utc(json_string_value(started))) {
                 http_refuse(s, req, 400, "invalid_request", 1,
                             "StartedAt must be an ISO 8601 UTC time");
                 goto out;
         }
         json_t *lc = json_object_get(root, "LastConnected");
         if (lc && !json_is_null(lc) &&
-            !(json_is_string(lc) && http_iso8601_utc_valid(json_string_value(lc)))) {
+            !(json_is_string(lc) && checks_iso8601_utc(json_string_value(lc)))) {
                 http_refuse(s, req, 400, "invalid_request", 1,
                             "LastConnected must be an ISO 8601 UTC time or null");
                 goto out;
