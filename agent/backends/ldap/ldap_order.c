@@ -35,6 +35,7 @@ struct lb_plan {
         char *dn;
         struct lb_item *items;
         size_t item_count;
+        size_t item_cap;
         const char **groups_add;
         size_t groups_add_count;
         const char **groups_remove;
@@ -95,7 +96,8 @@ static void sb_add(struct sbuf *b, const char *fmt, ...)
 
 static void plan_clear(struct lb_plan *p)
 {
-        for (size_t i = 0; i < p->item_count; i++)
+        /* Every slot: a plan refused half-way leaves values in the slot it was filling. */
+        for (size_t i = 0; p->items && i < p->item_cap; i++)
                 free(p->items[i].vals);
         free(p->items);
         free(p->groups_add);
@@ -231,6 +233,7 @@ static int plan_build(const struct ca_backend_order *o, const struct lb_mapping 
         p->items = calloc(nkeys + 1, sizeof(*p->items));
         if (!p->items)
                 return CA_BACKEND_EINTERNAL;
+        p->item_cap = nkeys + 1;
         size_t mlen = strlen(m->membership_attribute);
         for (size_t i = 0; i < nkeys; i++) {
                 const char *k = lb_host->change_key(o, i);
@@ -332,15 +335,13 @@ static int is_secret_attr(const char *attr)
         return strcasestr(attr, "password") || strcasecmp(attr, "unicodePwd") == 0;
 }
 
+/* One allocation: n + 1 pointers, then the n bervals they point to (borrowing vals). */
 static struct berval **bervals(const char **vals, size_t n)
 {
-        struct berval **bv = calloc(n + 1, sizeof(*bv));
-        struct berval *store = calloc(n ? n : 1, sizeof(*store));
-        if (!bv || !store) {
-                free(bv);
-                free(store);
+        struct berval **bv = calloc(1, (n + 1) * sizeof(*bv) + n * sizeof(struct berval));
+        if (!bv)
                 return NULL;
-        }
+        struct berval *store = (struct berval *)(bv + n + 1);
         for (size_t i = 0; i < n; i++) {
                 store[i].bv_val = (char *)vals[i];
                 store[i].bv_len = strlen(vals[i]);
@@ -351,8 +352,6 @@ static struct berval **bervals(const char **vals, size_t n)
 
 static void bervals_free(struct berval **bv)
 {
-        if (bv)
-                free(bv[0]);
         free(bv);
 }
 
@@ -526,8 +525,12 @@ static int apply_groups(struct lb_run *x)
                 if (rc == LB_LOST || rc < 0)
                         return rc;
                 if (rc) {
-                        snprintf(tail, sizeof(tail), " (adding %s to %s %s)", p->dn,
-                                 absent ? "the missing group" : "the group", x->m->group_attribute);
+                        if (absent)
+                                snprintf(tail, sizeof(tail), " (the group to add %s to is missing)",
+                                         p->dn);
+                        else
+                                snprintf(tail, sizeof(tail), " (adding %s to the group's %s)",
+                                         p->dn, x->m->group_attribute);
                         return errored(x, rc, "ldap_modify", g, tail);
                 }
         }
