@@ -616,6 +616,52 @@ static void test_modified(void **state)
         conn_free(&c);
 }
 
+/* attributes renames Changes keys, rdn_change names the key holding the RDN value,
+ * ignore drops keys that are not for the directory. */
+static void test_mapping(void **state)
+{
+        struct conn c;
+        char text[OUT_MAX];
+        conn_admin(&c, NULL, NULL);
+        const char *map[] = {"base_dn",
+                             PEOPLE,
+                             "rdn_attribute",
+                             "uid",
+                             "rdn_change",
+                             "login",
+                             "object_class",
+                             "inetOrgPerson, organizationalPerson",
+                             "attributes",
+                             "login:uid, surname:sn, fullName:cn, emails:mail",
+                             "ignore",
+                             "internal Id, memberOf_remove",
+                             "membership_attribute",
+                             "groups",
+                             NULL};
+        const char *dn = "uid=mapped," PEOPLE;
+        const char *changes = "{\"login\":\"mapped\",\"surname\":\"M\",\"fullName\":\"M M\","
+                              "\"emails\":[\"m1@x\",\"m2@x\"],\"internal Id\":\"123\","
+                              "\"memberOf_remove\":[\"not a dn\"],"
+                              "\"groups_add\":[\"" AGENTS "\"]}";
+        expect_executed(exec_map(&c, map, "Added", changes, NULL), dn, "1 group link");
+        expect_executed(exec_map(&c, map, "Added", changes, NULL), dn, "already there");
+        assert_int_equal(ldif_read(dn, "base", "(objectClass=*)", "*", text, sizeof(text)), 0);
+        expect_in(text, "objectClass: [organizationalPerson]");
+        expect_in(text, "sn: [M]");
+        expect_in(text, "cn: [M M]");
+        expect_in(text, "mail: [m2@x]");
+        agents_members(text, sizeof(text));
+        expect_in(text, "member: [uid=mapped," PEOPLE "]");
+        expect_executed(exec_map(&c, map, "Modified", "{\"emails_remove\":[\"m1@x\"]}",
+                                 "{\"login\":\"mapped\"}"),
+                        dn, "modified");
+        assert_int_equal(ldif_read(dn, "base", "(objectClass=*)", "mail", text, sizeof(text)), 0);
+        expect_not_in(text, "m1@x");
+        expect_executed(exec_map(&c, map, "Deleted", "{}", "{\"login\":\"mapped\"}"), dn,
+                        "deleted");
+        conn_free(&c);
+}
+
 static void test_deleted(void **state)
 {
         struct conn c;
@@ -799,6 +845,17 @@ static void test_tls(void **state)
         assert_int_equal(conn_new(&c, starttls, &err), 0);
         assert_int_equal(conn_open(&c, &err), 0);
         assert_int_equal(T.ops->check(c.session, &err), 0);
+        conn_free(&c);
+
+        /* The right CA, but a host name the certificate does not carry (it names
+         * 127.0.0.1 only): refused, so the name is checked, not only the signature. */
+        char byname[160];
+        snprintf(byname, sizeof(byname), "ldaps://localhost:%s", strrchr(T.ldaps_uri, ':') + 1);
+        const char *mismatch[] = {"uri", byname, "ca_file", T.ca, NULL};
+        assert_int_equal(conn_new(&c, mismatch, &err), 0);
+        assert_int_equal(conn_open(&c, &err), CA_BACKEND_EUNAVAILABLE);
+        expect_in(err.message, byname);
+        expect_in(err.message, "names the host in uri");
         conn_free(&c);
 
         /* Plain LDAP only when asked for. */
@@ -1000,17 +1057,12 @@ int main(void)
         /* As the agent does (main.c): libldap writes to sockets the server may have closed. */
         signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_settings_refused),
-            cmocka_unit_test(test_added_idempotent),
-            cmocka_unit_test(test_modified),
-            cmocka_unit_test(test_deleted),
-            cmocka_unit_test(test_rdn_escaping),
-            cmocka_unit_test(test_filter_escaping),
-            cmocka_unit_test(test_tls),
-            cmocka_unit_test(test_wrong_password),
-            cmocka_unit_test(test_permissive_modify),
-            cmocka_unit_test(test_describe),
-            cmocka_unit_test(test_server_down_and_back),
+            cmocka_unit_test(test_settings_refused), cmocka_unit_test(test_added_idempotent),
+            cmocka_unit_test(test_modified),         cmocka_unit_test(test_mapping),
+            cmocka_unit_test(test_deleted),          cmocka_unit_test(test_rdn_escaping),
+            cmocka_unit_test(test_filter_escaping),  cmocka_unit_test(test_tls),
+            cmocka_unit_test(test_wrong_password),   cmocka_unit_test(test_permissive_modify),
+            cmocka_unit_test(test_describe),         cmocka_unit_test(test_server_down_and_back),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

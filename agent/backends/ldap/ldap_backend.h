@@ -6,7 +6,9 @@
  * LDAP operations (execute, probe, describe); ldap_escape.c builds DNs (RFC 4514) and
  * filter values (RFC 4515) through libldap. A session belongs to one thread; an instance
  * and a mapping are read-only once built. No secret is ever kept outside ldap_conn.c's
- * bind call, logged or put in a message. */
+ * bind call, logged or put in a message. libldap writes to sockets with write(): the host
+ * must ignore SIGPIPE (the agent does, in main.c), or a server that closed the connection
+ * kills the process. */
 #ifndef CA_LDAP_BACKEND_H
 #define CA_LDAP_BACKEND_H
 
