@@ -5,9 +5,10 @@
  * all read the same plan. Every operation is idempotent: an entry that exists with the
  * same values, a member already there or already gone, an entry already deleted are all
  * Executed. Values are compared by the server (a base search with an escaped filter), so
- * the attribute's own matching rule decides what "the same" means. The connection may be
- * replaced once per order when it turns out dead before anything was written; once a
- * write was sent, a dropped connection leaves the order in doubt for probe to settle. */
+ * the attribute's own matching rule decides what "the same" means. A connection that
+ * turns out dead is replaced once per order and the order runs again from the start
+ * (idempotent steps make that safe); but when it drops while a write awaits its answer,
+ * the order is in doubt (CA_BACKEND_EINDOUBT) for probe to settle. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,8 @@ struct lb_run {
         const struct lb_mapping *m;
         const struct lb_plan *p;
         struct ca_backend_result *r;
-        int writes; /* write requests sent on this connection for this order */
+        int in_doubt; /* the connection went while a write awaited its answer */
+        int answered; /* the server itself said busy or unavailable: nothing was applied */
         char lost[LB_WHY_MAX];
 };
 
@@ -391,8 +393,11 @@ static int errored(struct lb_run *x, int rc, const char *op, const char *dn, con
         return LB_ERRORED;
 }
 
-static int lost(struct lb_run *x, int rc, const char *op, const char *dn)
+/* The connection failed under op; write says whether op was a write request. */
+static int lost(struct lb_run *x, int rc, int write, const char *op, const char *dn)
 {
+        x->answered = rc == LDAP_BUSY || rc == LDAP_UNAVAILABLE;
+        x->in_doubt = write && !x->answered;
         lb_conn_message(x->s, rc, op, dn, x->lost, sizeof(x->lost));
         return LB_LOST;
 }
@@ -486,7 +491,6 @@ static int w_modify(struct lb_run *x, const char *dn, LDAPMod **mods, int permis
         LDAPControl ctrl = {
             .ldctl_oid = LB_PERMISSIVE_MODIFY_OID, .ldctl_value = {0, NULL}, .ldctl_iscritical = 0};
         LDAPControl *ctrls[2] = {&ctrl, NULL};
-        x->writes++;
         return ldap_modify_ext_s(x->s->ld, dn, mods, permissive && x->s->permissive ? ctrls : NULL,
                                  NULL);
 }
@@ -510,7 +514,7 @@ static int value_op(struct lb_run *x, const char *dn, int add, const char *attr,
             (!add && rc == LDAP_NO_SUCH_ATTRIBUTE))
                 return 0;
         if (lb_conn_lost(rc))
-                return lost(x, rc, "ldap_modify", dn);
+                return lost(x, rc, 1, "ldap_modify", dn);
         return rc;
 }
 
@@ -569,12 +573,11 @@ static int exec_added(struct lb_run *x, char *note, size_t notelen)
                         ret = CA_BACKEND_EINTERNAL;
         if (ret != 0)
                 goto out;
-        x->writes++;
         int rc = ldap_add_ext_s(x->s->ld, p->dn, mods, NULL, NULL);
         if (rc == LDAP_SUCCESS) {
                 snprintf(note, notelen, "added");
         } else if (lb_conn_lost(rc)) {
-                ret = lost(x, rc, "ldap_add", p->dn);
+                ret = lost(x, rc, 1, "ldap_add", p->dn);
         } else if (rc != LDAP_ALREADY_EXISTS) {
                 ret = errored(x, rc, "ldap_add", p->dn, NULL);
         } else {
@@ -586,7 +589,7 @@ static int exec_added(struct lb_run *x, char *note, size_t notelen)
                             attr_check(x, p->dn, it->attr, it->vals, it->n,
                                        it->op == LB_ADD ? LB_CMP_PRESENT : LB_CMP_EXACT, &ok, NULL);
                         if (lb_conn_lost(c))
-                                ret = lost(x, c, "ldap_search", p->dn);
+                                ret = lost(x, c, 0, "ldap_search", p->dn);
                         else if (c != LDAP_SUCCESS)
                                 ret = errored(x, c, "ldap_search", p->dn,
                                               " (comparing the existing entry)");
@@ -620,7 +623,7 @@ static int exec_modified(struct lb_run *x, char *note, size_t notelen)
         int found = 0, missing = 0;
         int rc = search_base(x, p->dn, "(objectClass=*)", NULL, &found, NULL, &missing);
         if (lb_conn_lost(rc))
-                return lost(x, rc, "ldap_search", p->dn);
+                return lost(x, rc, 0, "ldap_search", p->dn);
         if (rc != LDAP_SUCCESS)
                 return errored(x, rc, "ldap_search", p->dn, NULL);
         if (!found)
@@ -642,7 +645,7 @@ static int exec_modified(struct lb_run *x, char *note, size_t notelen)
         if (ret == 0 && n > 0) {
                 rc = w_modify(x, p->dn, mods, 0);
                 if (lb_conn_lost(rc))
-                        ret = lost(x, rc, "ldap_modify", p->dn);
+                        ret = lost(x, rc, 1, "ldap_modify", p->dn);
                 else if (rc != LDAP_SUCCESS)
                         ret = errored(x, rc, "ldap_modify", p->dn, NULL);
         }
@@ -668,7 +671,6 @@ static int exec_modified(struct lb_run *x, char *note, size_t notelen)
 
 static int exec_deleted(struct lb_run *x, char *note, size_t notelen)
 {
-        x->writes++;
         int rc = ldap_delete_ext_s(x->s->ld, x->p->dn, NULL, NULL);
         if (rc == LDAP_SUCCESS) {
                 snprintf(note, notelen, "deleted");
@@ -679,7 +681,7 @@ static int exec_deleted(struct lb_run *x, char *note, size_t notelen)
                 return 0;
         }
         if (lb_conn_lost(rc))
-                return lost(x, rc, "ldap_delete", x->p->dn);
+                return lost(x, rc, 1, "ldap_delete", x->p->dn);
         return errored(x, rc, "ldap_delete", x->p->dn, NULL);
 }
 
@@ -716,7 +718,7 @@ static int probe_once(struct lb_run *x, enum ca_backend_probe *answer)
         int found = 0, missing = 0;
         int rc = search_base(x, p->dn, "(objectClass=*)", NULL, &found, NULL, &missing);
         if (lb_conn_lost(rc))
-                return lost(x, rc, "ldap_search", p->dn);
+                return lost(x, rc, 0, "ldap_search", p->dn);
         if (rc != LDAP_SUCCESS) {
                 *answer = CA_BACKEND_PROBE_UNKNOWN;
                 return 0;
@@ -737,7 +739,7 @@ static int probe_once(struct lb_run *x, enum ca_backend_probe *answer)
                 rc = attr_check(x, p->dn, it->attr, it->vals, it->op == LB_CLEAR ? 0 : it->n, cmp,
                                 &ok, NULL);
                 if (lb_conn_lost(rc))
-                        return lost(x, rc, "ldap_search", p->dn);
+                        return lost(x, rc, 0, "ldap_search", p->dn);
                 if (rc != LDAP_SUCCESS) {
                         *answer = CA_BACKEND_PROBE_UNKNOWN;
                         return 0;
@@ -752,7 +754,7 @@ static int probe_once(struct lb_run *x, enum ca_backend_probe *answer)
                 int has = 0, gone = 0;
                 rc = group_has(x, grp, &has, &gone);
                 if (lb_conn_lost(rc))
-                        return lost(x, rc, "ldap_search", grp);
+                        return lost(x, rc, 0, "ldap_search", grp);
                 if (rc != LDAP_SUCCESS) {
                         *answer = CA_BACKEND_PROBE_UNKNOWN;
                         return 0;
@@ -782,12 +784,15 @@ static int with_connection(struct lb_session *s, const struct lb_mapping *m,
                         return lb_host->error(err, rc < 0 ? rc : CA_BACKEND_EINTERNAL, NULL,
                                               "%s: out of memory or internal error", p->dn);
                 lb_conn_close(s);
-                if (x.writes > 0)
+                /* Earlier writes of this order may have been applied: that is fine when the
+                 * order runs again (every step is idempotent), but a write whose answer
+                 * never came leaves the order in doubt. */
+                if (x.in_doubt)
                         return lb_host->error(err, CA_BACKEND_EINDOUBT, NULL,
                                               "%s; the connection dropped after the request was "
                                               "sent: the change may or may not have been applied",
                                               x.lost);
-                if (attempt > 0)
+                if (attempt > 0 || x.answered)
                         return lb_host->error(err, CA_BACKEND_EUNAVAILABLE, NULL, "%s", x.lost);
                 lb_host->log(CA_BACKEND_LOG_INFO, "ldap: %s; reconnecting to %s", x.lost,
                              s->inst->uri);
