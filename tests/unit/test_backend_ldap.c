@@ -613,6 +613,11 @@ static void test_modified(void **state)
                                   resource),
                        "ldap_modify cn=nogroup,ou=groups,dc=example,dc=com: No such object (32)");
         expect_errored(exec_order(&c, "Modified", "{\"uid\":\"renamed\"}", resource), "renaming");
+        /* With the DN given, the RDN value in Changes goes to the server, which refuses a
+         * new one and accepts the same one. */
+        expect_errored(exec_order(&c, "Modified", "{\"uid\":\"renamed\"}", by_dn),
+                       "ldap_modify uid=mod," PEOPLE ": Naming violation (64)");
+        expect_executed(exec_order(&c, "Modified", "{\"uid\":\"mod\"}", by_dn), dn, "modified");
         conn_free(&c);
 }
 

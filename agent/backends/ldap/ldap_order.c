@@ -202,7 +202,11 @@ static int plan_dn(struct lb_plan *p, const struct ca_backend_order *o, const st
                 if (cv)
                         rv = cv;
         }
-        *rdn_value = rv;
+        /* With an explicit DN on Modified, only Resource tells the entry's RDN value: a
+         * value from Changes would compare equal to itself and hide a rename. */
+        *rdn_value = dn && p->change != CA_BACKEND_CHANGE_ADDED
+                         ? lb_host->resource_string(o, m->rdn_change)
+                         : rv;
         if (dn) {
                 if (!lb_dn_valid(dn))
                         return plan_fail(p, "dn '%s' is not a DN", dn);
@@ -290,8 +294,8 @@ static int plan_build(const struct ca_backend_order *o, const struct lb_mapping 
                 if (total > LB_MAX_VALUES)
                         return plan_fail(p, "Changes hold more than %d values", LB_MAX_VALUES);
                 if (strcmp(k, m->rdn_change) == 0 && p->change == CA_BACKEND_CHANGE_MODIFIED &&
-                    it->op == LB_SET) {
-                        if (rdn_value && it->n == 1 && strcmp(it->vals[0], rdn_value) == 0) {
+                    it->op == LB_SET && rdn_value) {
+                        if (it->n == 1 && strcmp(it->vals[0], rdn_value) == 0) {
                                 free(it->vals);
                                 it->vals = NULL;
                                 continue; /* the RDN as it is: nothing to change */
