@@ -245,7 +245,7 @@ class DeliveryTests(SimTestCase):
         self.assertEqual(len({o["Id"] for o in orders}), 20)
 
     def test_lease_redelivery(self):
-        sim = self.start(generate=2, lease=1)
+        sim = self.start(generate=2, lease=2)  # 2 s: room for a loaded CI machine
         tok = sim.token()
         first = self.fetch(sim, token=tok)["ProvisioningOrdersList"]
         self.assertEqual(len(first), 2)
@@ -255,7 +255,7 @@ class DeliveryTests(SimTestCase):
         status, _, body = sim.api("PUT", RESULTS, token=tok,
                                   body=results_body([result_for(first[0])]))
         self.assertEqual(status, 200, body)
-        time.sleep(1.3)
+        time.sleep(2.3)
         again = self.fetch(sim, token=tok)["ProvisioningOrdersList"]
         self.assertEqual([o["Id"] for o in again], [first[1]["Id"]])
         st = {o["key"]: o for o in sim.state()["orders"]}
@@ -402,6 +402,26 @@ class HeartbeatTests(SimTestCase):
         self.assertEqual(len(sim.state()["violations"]), len(bad))
 
 
+    def test_agent_status_view(self):
+        sim = self.start(extra_args=("--latest-version", "1.0.0", "--heartbeat-interval", "1"))
+        self.assertEqual(sim.api("PUT", "/api/Connectors/Agent/agent-01",
+                                 body=self.beat())[0], 200)
+        self.assertEqual(sim.api("PUT", "/api/Connectors/Agent/agent-01",
+                                 body=self.beat())[0], 200)
+        old = dict(self.beat(Identifier="agent-02", Version="0.9.0"))
+        self.assertEqual(sim.api("PUT", "/api/Connectors/Agent/agent-02", body=old)[0], 200)
+        agents = {a["identifier"]: a for a in sim.state()["agents"]}
+        self.assertEqual(agents["agent-01"]["status"], "CONNECTED")
+        self.assertEqual(agents["agent-01"]["heartbeats"], 2)
+        self.assertTrue(agents["agent-01"]["is_latest_version"])
+        self.assertFalse(agents["agent-02"]["is_latest_version"])
+        # Silent for three intervals: the server marks it DISCONNECTED.
+        wait_for(lambda: {a["status"] for a in sim.state()["agents"]} == {"DISCONNECTED"},
+                 timeout=6, what="agents marked DISCONNECTED")
+        a = sim.state()["agents"][0]
+        self.assertEqual(a["reported_status"], "CONNECTED")
+
+
 class FaultTests(SimTestCase):
     def setUp(self):
         super().setUp()
@@ -478,6 +498,21 @@ class FaultTests(SimTestCase):
             json.loads(body)
         # No order was handed out by the broken answers.
         self.assertTrue(all(o["delivered"] == 0 for o in self.sim.state()["orders"]))
+
+    def test_truncated_in_transport(self):
+        self.sim.fault("data", "truncated", transport=True)
+        conn = http.client.HTTPConnection("127.0.0.1", self.sim.port, timeout=10)
+        conn.request("GET", data_path() + "?api-version=1.0", headers={
+            "Authorization": "Bearer " + self.tok, "Accept": "application/json",
+            "User-Agent": "t/1"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        announced = int(resp.getheader("Content-Length"))
+        with self.assertRaises(http.client.IncompleteRead) as cm:
+            resp.read()
+        self.assertEqual(len(cm.exception.partial), announced // 2)
+        conn.close()
+        self.assertEqual(self.get_raw()[0], 200)
 
     def test_oversized_is_streamed(self):
         n = 3 * 1024 * 1024 + 17
@@ -602,6 +637,36 @@ class LimitTests(SimTestCase):
         self.assertEqual(statuses.count(503), 300 - 256)
         wait_for(lambda: sim.state()["connections"] <= 1, timeout=5, what="connections closed")
         self.assertEqual(sim.api("GET", data_path())[0], 200)
+
+
+class ShutdownTests(SimTestCase):
+    def test_stop_with_answers_in_flight(self):
+        """SIGTERM while a slow answer waits and an oversized one streams: the server
+        exits 0 (and, under ASan, without a leak)."""
+        sim = self.start(generate=2)
+        tok = sim.token()
+        sim.fault("data", "slow", delay_ms=30000)
+        sim.fault("data", "oversized", bytes=256 * 1024 * 1024)
+        conns = []
+        for _ in range(2):
+            c = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=10)
+            c.request("GET", data_path() + "?api-version=1.0", headers={
+                "Authorization": "Bearer " + tok, "Accept": "application/json",
+                "User-Agent": "t/1"})
+            conns.append(c)
+        wait_for(lambda: sim.state()["requests"] >= 3, timeout=5, what="both requests")
+        t0 = time.monotonic()
+        self.assertEqual(sim.stop(), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+        for c in conns:
+            c.close()
+
+    def test_quiet(self):
+        sim = self.start(extra_args=("--quiet",))
+        sim.api("GET", data_path(), api_version=None)
+        self.assertEqual(len(sim.state()["violations"]), 1)
+        sim.stop()
+        self.assertNotIn("ProvisioningData", sim.log_tail(1000))
 
 
 class TlsTests(SimTestCase):

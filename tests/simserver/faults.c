@@ -224,21 +224,26 @@ int faults_apply(struct sim *s, struct evhttp_request *req, enum sim_endpoint ep
                 else
                         http_reply_json(s, req, st, json_pack("{s:s}", "error", "injected fault"));
         } else if (strcmp(f.kind, "slow") == 0) {
-                http_defer(s, req, ep, (long)json_integer_value(json_object_get(p, "delay_ms")));
+                deferred_route_later(s, req, ep,
+                                     (long)json_integer_value(json_object_get(p, "delay_ms")));
         } else if (strcmp(f.kind, "drop") == 0) {
-                http_drop(s, req);
+                deferred_drop(s, req);
         } else if (strcmp(f.kind, "malformed") == 0) {
                 static const char bad[] = "{\"ProvisioningOrdersList\": [{\"Id\": \"x\",, ]] nope";
                 http_reply_raw(s, req, 200, "application/json", bad, sizeof(bad) - 1);
         } else if (strcmp(f.kind, "truncated") == 0) {
                 json_t *sample = valid_sample(ep);
                 char *text = json_dumps(sample, JSON_COMPACT);
-                http_reply_raw(s, req, 200, "application/json", text, text ? strlen(text) / 2 : 0);
+                if (json_is_true(json_object_get(p, "transport")))
+                        deferred_reply_cut(s, req, text ? text : "", text ? strlen(text) : 0);
+                else
+                        http_reply_raw(s, req, 200, "application/json", text,
+                                       text ? strlen(text) / 2 : 0);
                 free(text);
                 json_decref(sample);
         } else if (strcmp(f.kind, "oversized") == 0) {
-                http_stream_oversized(s, req,
-                                      (long long)json_integer_value(json_object_get(p, "bytes")));
+                deferred_stream_oversized(
+                    s, req, (long long)json_integer_value(json_object_get(p, "bytes")));
         } else if (strcmp(f.kind, "wrongtypes") == 0) {
                 const char *variant = json_string_value(json_object_get(p, "variant"));
                 http_reply_json(s, req, 200, wrong_types(s, req, ep, variant));

@@ -1,39 +1,17 @@
-/* http: the evhttp side of the simulated server. Owns the listener, routes every
- * request to its endpoint (after the fault queue had its say), answers in JSON, logs one
- * line per request and records it in the request ring. Also owns the answers that
- * outlive their callback (a slow answer, a dropped connection, an oversized stream):
- * each is tied to its connection and forgotten, without touching freed memory, when the
- * connection goes first. */
+/* http: the evhttp side of the simulated server. Owns the listener, counts and caps
+ * connections, routes every request to its endpoint (after the fault queue had its say),
+ * answers in JSON, logs one line per request and records it in the request ring. */
 #include "simserver.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
 #include "log.h"
-#include "timeutil.h"
-
-#define OVERSIZED_CHUNK (64 * 1024)
-
-enum pending_kind { PENDING_DELAY, PENDING_DROP, PENDING_STREAM };
-
-struct sim_pending {
-        struct sim_pending *next;
-        struct sim *s;
-        struct evhttp_request *req;
-        struct evhttp_connection *evcon;
-        struct event *ev;
-        enum pending_kind kind;
-        enum sim_endpoint ep;
-        long long remaining; /* bytes still to stream */
-        int suffix_sent;
-};
 
 static const char *reason(int status)
 {
@@ -73,7 +51,7 @@ static const char *reason(int status)
         }
 }
 
-static const char *method_name(struct evhttp_request *req)
+const char *http_method_name(struct evhttp_request *req)
 {
         switch (evhttp_request_get_command(req)) {
         case EVHTTP_REQ_GET:
@@ -100,7 +78,7 @@ static int is_control(const char *path)
         return strncmp(path, "/_control/", 10) == 0;
 }
 
-static void log_request(struct sim *s, struct evhttp_request *req, int status, size_t bytes)
+void http_log_request(struct sim *s, struct evhttp_request *req, int status, size_t bytes)
 {
         const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
         const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -108,14 +86,14 @@ static void log_request(struct sim *s, struct evhttp_request *req, int status, s
         if (!path)
                 path = "";
         if (!is_control(path))
-                store_record_request(s, method_name(req), path, query, status);
+                store_record_request(s, http_method_name(req), path, query, status);
         /* The query never holds a secret (the token travels in a header, the client
          * secret in the token body), so it is logged whole. */
         if (status)
-                log_info("%s %s%s%s -> %d (%zu bytes)", method_name(req), path, query ? "?" : "",
-                         query ? query : "", status, bytes);
+                log_info("%s %s%s%s -> %d (%zu bytes)", http_method_name(req), path,
+                         query ? "?" : "", query ? query : "", status, bytes);
         else
-                log_info("%s %s%s%s -> connection dropped", method_name(req), path,
+                log_info("%s %s%s%s -> connection dropped", http_method_name(req), path,
                          query ? "?" : "", query ? query : "");
 }
 
@@ -128,7 +106,7 @@ void http_reply_raw(struct sim *s, struct evhttp_request *req, int status, const
                                   content_type);
         if (buf && data && status != 204)
                 evbuffer_add(buf, data, len);
-        log_request(s, req, status, status == 204 ? 0 : len);
+        http_log_request(s, req, status, status == 204 ? 0 : len);
         evhttp_send_reply(req, status, reason(status), buf);
         evbuffer_free(buf);
 }
@@ -159,7 +137,7 @@ void http_refuse(struct sim *s, struct evhttp_request *req, int status, const ch
         if (violation) {
                 const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
                 const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-                store_violation(s, "%s %s: %s", method_name(req), path ? path : "", msg);
+                store_violation(s, "%s %s: %s", http_method_name(req), path ? path : "", msg);
         }
         http_reply_json(s, req, status,
                         json_pack("{s:s, s:s}", "error", error, "error_description", msg));
@@ -179,170 +157,6 @@ char *http_body_dup(struct evhttp_request *req, size_t *len)
         evbuffer_copyout(in, out, n);
         out[n] = '\0';
         return out;
-}
-
-static int hexval(int c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        c = tolower(c);
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
-}
-
-/* Decodes one application/x-www-form-urlencoded component of length n. */
-static char *form_decode(const char *p, size_t n)
-{
-        char *out = malloc(n + 1), *o = out;
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                if (p[i] == '+') {
-                        *o++ = ' ';
-                } else if (p[i] == '%' && i + 2 < n && hexval((unsigned char)p[i + 1]) >= 0 &&
-                           hexval((unsigned char)p[i + 2]) >= 0) {
-                        *o++ = (char)(hexval((unsigned char)p[i + 1]) * 16 +
-                                      hexval((unsigned char)p[i + 2]));
-                        i += 2;
-                } else {
-                        *o++ = p[i];
-                }
-        }
-        *o = '\0';
-        return out;
-}
-
-char *http_form_get(const char *form, const char *name, int *dup_out)
-{
-        char *found = NULL;
-        size_t nlen = strlen(name);
-        if (dup_out)
-                *dup_out = 0;
-        for (const char *p = form; p && *p;) {
-                const char *amp = strchr(p, '&');
-                size_t plen = amp ? (size_t)(amp - p) : strlen(p);
-                const char *eq = memchr(p, '=', plen);
-                size_t klen = eq ? (size_t)(eq - p) : plen;
-                char *k = form_decode(p, klen);
-                if (k && strlen(k) == nlen && memcmp(k, name, nlen) == 0) {
-                        if (found) {
-                                if (dup_out)
-                                        *dup_out = 1;
-                        } else {
-                                found = eq ? form_decode(eq + 1, plen - klen - 1) : strdup("");
-                        }
-                }
-                free(k);
-                p = amp ? amp + 1 : NULL;
-        }
-        return found;
-}
-
-/* Checks that the query holds only the allowed names, each at most once. */
-static int query_names_allowed(const char *query, const char *const *allowed, char *bad,
-                               size_t badlen)
-{
-        for (const char *p = query; p && *p;) {
-                const char *amp = strchr(p, '&');
-                size_t plen = amp ? (size_t)(amp - p) : strlen(p);
-                const char *eq = memchr(p, '=', plen);
-                size_t klen = eq ? (size_t)(eq - p) : plen;
-                char *k = form_decode(p, klen);
-                int ok = 0;
-                for (size_t i = 0; k && allowed[i]; i++)
-                        if (strcmp(k, allowed[i]) == 0)
-                                ok = 1;
-                if (!ok) {
-                        snprintf(bad, badlen, "%s", k ? k : "?");
-                        free(k);
-                        return 0;
-                }
-                int dup = 0;
-                free(http_form_get(query, k, &dup));
-                free(k);
-                if (dup) {
-                        snprintf(bad, badlen, "%.*s (given twice)", (int)klen, p);
-                        return 0;
-                }
-                p = amp ? amp + 1 : NULL;
-        }
-        return 1;
-}
-
-int http_check_api(struct sim *s, struct evhttp_request *req, int has_body)
-{
-        static const char *const data_names[] = {"api-version", "ContinuationToken", "PageSize",
-                                                 NULL};
-        static const char *const other_names[] = {"api-version", NULL};
-        const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-        const char *query = evhttp_uri_get_query(uri);
-        const char *path = evhttp_uri_get_path(uri);
-        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-        char bad[256];
-        int dup = 0;
-
-        char *ver = query ? http_form_get(query, "api-version", &dup) : NULL;
-        if (!ver) {
-                http_refuse(s, req, 400, "invalid_request", 1,
-                            "missing api-version query parameter");
-                return -1;
-        }
-        if (strcmp(ver, s->cfg.api_version) != 0) {
-                http_refuse(s, req, 400, "unsupported_api_version", 1,
-                            "api-version '%s' is not supported (expected '%s')", ver,
-                            s->cfg.api_version);
-                free(ver);
-                return -1;
-        }
-        free(ver);
-        int is_data = strstr(path, "/ProvisioningData/") != NULL;
-        if (!query_names_allowed(query, is_data ? data_names : other_names, bad, sizeof(bad))) {
-                http_refuse(s, req, 400, "invalid_request", 1, "query parameter '%s' not allowed",
-                            bad);
-                return -1;
-        }
-
-        const char *auth = evhttp_find_header(h, "Authorization");
-        if (!auth) {
-                http_refuse(s, req, 401, "invalid_token", 1, "missing Authorization header");
-                return -1;
-        }
-        if (strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
-                http_refuse(s, req, 401, "invalid_token", 1,
-                            "Authorization must be 'Bearer <token>'");
-                return -1;
-        }
-        if (!store_token_valid(s, auth + 7)) {
-                /* Not a violation: tokens expire and get revoked; the agent must renew. */
-                evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                                  "Bearer error=\"invalid_token\"");
-                http_refuse(s, req, 401, "invalid_token", 0, "token expired, revoked or unknown");
-                return -1;
-        }
-        const char *accept = evhttp_find_header(h, "Accept");
-        if (!accept || !strstr(accept, "application/json")) {
-                http_refuse(s, req, 400, "invalid_request", 1,
-                            "Accept must include application/json (got '%s')",
-                            accept ? accept : "(none)");
-                return -1;
-        }
-        const char *ua = evhttp_find_header(h, "User-Agent");
-        if (!ua || !*ua) {
-                http_refuse(s, req, 400, "invalid_request", 1, "missing User-Agent header");
-                return -1;
-        }
-        if (has_body) {
-                const char *ct = evhttp_find_header(h, "Content-Type");
-                if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
-                    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
-                        http_refuse(s, req, 415, "invalid_request", 1,
-                                    "Content-Type must be application/json (got '%s')",
-                                    ct ? ct : "(none)");
-                        return -1;
-                }
-        }
-        return 0;
 }
 
 /* A path segment after prefix, decoded; NULL when there is none or it has a '/'. */
@@ -425,7 +239,17 @@ void http_route(struct sim *s, struct evhttp_request *req, enum sim_endpoint ep)
         free(tail);
 }
 
-static void conn_closed(struct evhttp_connection *evcon, void *arg);
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+        struct sim *s = arg;
+        for (size_t i = 0; i < s->nconns; i++) {
+                if (s->conns[i] == evcon) {
+                        s->conns[i] = s->conns[--s->nconns];
+                        break;
+                }
+        }
+        deferred_conn_closed(s, evcon);
+}
 
 /* Counts the connection of req; refuses it (503, closed) past SIM_MAX_CONNECTIONS. */
 static int conn_track(struct sim *s, struct evhttp_request *req)
@@ -468,171 +292,6 @@ static void dispatch(struct evhttp_request *req, void *arg)
         http_route(s, req, ep);
 }
 
-/* ---- answers that outlive their callback ---- */
-
-static void pending_unlink(struct sim *s, struct sim_pending *p)
-{
-        for (struct sim_pending **pp = &s->pending; *pp; pp = &(*pp)->next) {
-                if (*pp == p) {
-                        *pp = p->next;
-                        break;
-                }
-        }
-        if (p->ev)
-                event_free(p->ev);
-        free(p);
-}
-
-static void conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-        struct sim *s = arg;
-        for (size_t i = 0; i < s->nconns; i++) {
-                if (s->conns[i] == evcon) {
-                        s->conns[i] = s->conns[--s->nconns];
-                        break;
-                }
-        }
-        struct sim_pending **pp = &s->pending;
-        while (*pp) {
-                struct sim_pending *p = *pp;
-                if (p->evcon != evcon) {
-                        pp = &p->next;
-                        continue;
-                }
-                *pp = p->next;
-                /* A request the connection let go of (it failed while we still held the
-                 * answer) is ours to free; one still attached goes with the connection. */
-                if (evhttp_request_get_connection(p->req) == NULL) {
-                        if (p->kind == PENDING_STREAM)
-                                evhttp_send_reply_end(p->req);
-                        else
-                                evhttp_request_free(p->req);
-                }
-                if (p->ev)
-                        event_free(p->ev);
-                free(p);
-        }
-}
-
-static void pending_fire(evutil_socket_t fd, short what, void *arg)
-{
-        struct sim_pending *p = arg;
-        struct sim *s = p->s;
-        struct evhttp_request *req = p->req;
-        struct evhttp_connection *evcon = p->evcon;
-        enum pending_kind kind = p->kind;
-        enum sim_endpoint ep = p->ep;
-        pending_unlink(s, p);
-        if (kind == PENDING_DROP)
-                evhttp_connection_free(evcon);
-        else
-                http_route(s, req, ep);
-}
-
-static struct sim_pending *pending_new(struct sim *s, struct evhttp_request *req,
-                                       enum pending_kind kind)
-{
-        struct sim_pending *p = calloc(1, sizeof(*p));
-        if (!p)
-                return NULL;
-        p->s = s;
-        p->req = req;
-        p->kind = kind;
-        p->evcon = evhttp_request_get_connection(req);
-        if (kind != PENDING_STREAM) {
-                p->ev = evtimer_new(s->base, pending_fire, p);
-                if (!p->ev) {
-                        free(p);
-                        return NULL;
-                }
-        }
-        evhttp_connection_set_closecb(p->evcon, conn_closed, s);
-        p->next = s->pending;
-        s->pending = p;
-        return p;
-}
-
-void http_defer(struct sim *s, struct evhttp_request *req, enum sim_endpoint ep, long delay_ms)
-{
-        struct sim_pending *p = pending_new(s, req, PENDING_DELAY);
-        if (!p) {
-                http_route(s, req, ep);
-                return;
-        }
-        p->ep = ep;
-        struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
-        evtimer_add(p->ev, &tv);
-}
-
-void http_drop(struct sim *s, struct evhttp_request *req)
-{
-        log_request(s, req, 0, 0);
-        struct sim_pending *p = pending_new(s, req, PENDING_DROP);
-        if (!p) {
-                http_reply_raw(s, req, 500, NULL, NULL, 0);
-                return;
-        }
-        /* Freed from the loop, not from inside evhttp's own read callback. */
-        struct timeval tv = {0, 0};
-        evtimer_add(p->ev, &tv);
-}
-
-static void stream_next(struct evhttp_connection *evcon, void *arg)
-{
-        static const char suffix[] = "\"}";
-        struct sim_pending *p = arg;
-        struct evbuffer *buf = evbuffer_new();
-        if (!buf)
-                return;
-        if (p->remaining > 0) {
-                long long n = p->remaining > OVERSIZED_CHUNK ? OVERSIZED_CHUNK : p->remaining;
-                char pad[1024];
-                memset(pad, 'x', sizeof(pad));
-                for (long long done = 0; done < n;) {
-                        size_t k =
-                            (size_t)(n - done > (long long)sizeof(pad) ? (long long)sizeof(pad)
-                                                                       : n - done);
-                        evbuffer_add(buf, pad, k);
-                        done += (long long)k;
-                }
-                p->remaining -= n;
-                evhttp_send_reply_chunk_with_cb(p->req, buf, stream_next, p);
-        } else if (!p->suffix_sent) {
-                p->suffix_sent = 1;
-                evbuffer_add(buf, suffix, 2);
-                evhttp_send_reply_chunk_with_cb(p->req, buf, stream_next, p);
-        } else {
-                struct sim *s = p->s;
-                struct evhttp_request *req = p->req;
-                pending_unlink(s, p);
-                evhttp_send_reply_end(req);
-        }
-        evbuffer_free(buf);
-}
-
-void http_stream_oversized(struct sim *s, struct evhttp_request *req, long long nbytes)
-{
-        static const char prefix[] = "{\"ProvisioningOrdersList\":[],\"ContinuationToken\":null,"
-                                     "\"Padding\":\"";
-        long long fixed = (long long)(sizeof(prefix) - 1) + 2;
-        struct sim_pending *p = pending_new(s, req, PENDING_STREAM);
-        if (!p) {
-                http_reply_raw(s, req, 500, NULL, NULL, 0);
-                return;
-        }
-        p->remaining = nbytes > fixed ? nbytes - fixed : 0;
-        log_request(s, req, 200, (size_t)(p->remaining + fixed));
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "application/json; charset=utf-8");
-        evhttp_send_reply_start(req, 200, "OK");
-        struct evbuffer *buf = evbuffer_new();
-        if (buf) {
-                evbuffer_add(buf, prefix, sizeof(prefix) - 1);
-                evhttp_send_reply_chunk_with_cb(req, buf, stream_next, p);
-                evbuffer_free(buf);
-        }
-}
-
 /* ---- set-up ---- */
 
 int http_setup(struct sim *s, struct ca_error *err)
@@ -671,46 +330,5 @@ void http_teardown(struct sim *s)
         if (s->http)
                 evhttp_free(s->http);
         s->http = NULL;
-        while (s->pending) {
-                struct sim_pending *p = s->pending;
-                s->pending = p->next;
-                if (p->ev)
-                        event_free(p->ev);
-                free(p);
-        }
-}
-
-int iso8601_utc_valid(const char *v)
-{
-        /* YYYY-MM-DDTHH:MM:SS[.fraction]Z */
-        int y, mo, d, h, mi, sec, n = 0;
-        if (!v || strlen(v) < 20)
-                return 0;
-        if (sscanf(v, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
-                return 0;
-        for (int i = 0; i < 19; i++) {
-                if (i == 4 || i == 7) {
-                        if (v[i] != '-')
-                                return 0;
-                } else if (i == 10) {
-                        if (v[i] != 'T')
-                                return 0;
-                } else if (i == 13 || i == 16) {
-                        if (v[i] != ':')
-                                return 0;
-                } else if (!isdigit((unsigned char)v[i])) {
-                        return 0;
-                }
-        }
-        if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970)
-                return 0;
-        const char *p = v + 19;
-        if (*p == '.') {
-                p++;
-                if (!isdigit((unsigned char)*p))
-                        return 0;
-                while (isdigit((unsigned char)*p))
-                        p++;
-        }
-        return p[0] == 'Z' && p[1] == '\0';
+        deferred_free_all(s);
 }

@@ -36,6 +36,7 @@ enum {
         OPT_PAGE_SIZE,
         OPT_LEASE,
         OPT_LATEST_VERSION,
+        OPT_HEARTBEAT_INTERVAL,
         OPT_TLS_CERT,
         OPT_TLS_KEY,
         OPT_CLIENT_CA,
@@ -61,6 +62,7 @@ static const struct option options[] = {
     {"page-size", required_argument, NULL, OPT_PAGE_SIZE},
     {"lease", required_argument, NULL, OPT_LEASE},
     {"latest-version", required_argument, NULL, OPT_LATEST_VERSION},
+    {"heartbeat-interval", required_argument, NULL, OPT_HEARTBEAT_INTERVAL},
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"client-ca", required_argument, NULL, OPT_CLIENT_CA},
@@ -76,7 +78,7 @@ static void usage(FILE *f)
               "  [--client-id ID] [--client-secret-file F] [--scope S] [--api-version V]\n"
               "  [--token-ttl S] [--connectors a,b] [--orders FILE]\n"
               "  [--generate N --generate-connector C [--resource-type T] [--no-ids]]\n"
-              "  [--page-size N] [--lease S] [--latest-version V]\n"
+              "  [--page-size N] [--lease S] [--latest-version V] [--heartbeat-interval S]\n"
               "  [--tls-cert F --tls-key F [--client-ca F]] [--max-body BYTES] [--quiet]\n",
               f);
 }
@@ -187,6 +189,7 @@ int main(int argc, char **argv)
             .page_size = 100,
             .lease_s = 30,
             .latest_version = "1.0.0",
+            .heartbeat_interval_s = 30,
             .max_body = SIM_MAX_BODY_DEFAULT,
         };
         while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -248,6 +251,11 @@ int main(int argc, char **argv)
                 case OPT_LATEST_VERSION:
                         s->cfg.latest_version = optarg;
                         break;
+                case OPT_HEARTBEAT_INTERVAL:
+                        if (parse_num("heartbeat-interval", optarg, 1, 86400,
+                                      &s->cfg.heartbeat_interval_s) < 0)
+                                goto out;
+                        break;
                 case OPT_TLS_CERT:
                         s->cfg.tls_cert = optarg;
                         break;
@@ -287,9 +295,10 @@ int main(int argc, char **argv)
 
         s->results = json_array();
         s->heartbeats = json_array();
+        s->agents = json_object();
         s->violations = json_array();
         s->tokens = calloc(SIM_MAX_TOKENS, sizeof(*s->tokens));
-        if (!s->results || !s->heartbeats || !s->violations || !s->tokens) {
+        if (!s->results || !s->heartbeats || !s->agents || !s->violations || !s->tokens) {
                 fprintf(stderr, "ca-simserver: out of memory\n");
                 goto out;
         }

@@ -88,7 +88,7 @@ void routes_agent(struct sim *s, struct evhttp_request *req, const char *agent_i
         char *body = NULL;
         size_t len;
         char bad[128];
-        if (http_check_api(s, req, 1) < 0)
+        if (checks_api_request(s, req, 1) < 0)
                 return;
         body = http_body_dup(req, &len);
         if (!body) {
@@ -127,14 +127,14 @@ void routes_agent(struct sim *s, struct evhttp_request *req, const char *agent_i
                 goto out;
         }
         json_t *started = json_object_get(root, "StartedAt");
-        if (!json_is_string(started) || !iso8601_utc_valid(json_string_value(started))) {
+        if (!json_is_string(started) || !checks_iso8601_utc(json_string_value(started))) {
                 http_refuse(s, req, 400, "invalid_request", 1,
                             "StartedAt must be an ISO 8601 UTC time");
                 goto out;
         }
         json_t *lc = json_object_get(root, "LastConnected");
         if (lc && !json_is_null(lc) &&
-            !(json_is_string(lc) && iso8601_utc_valid(json_string_value(lc)))) {
+            !(json_is_string(lc) && checks_iso8601_utc(json_string_value(lc)))) {
                 http_refuse(s, req, 400, "invalid_request", 1,
                             "LastConnected must be an ISO 8601 UTC time or null");
                 goto out;
@@ -155,12 +155,22 @@ void routes_agent(struct sim *s, struct evhttp_request *req, const char *agent_i
                         goto out;
                 }
         }
+        char stamp[40];
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        time_iso8601(ts.tv_sec, stamp, 21);
+        snprintf(stamp + 19, sizeof(stamp) - 19, ".%03ldZ", ts.tv_nsec / 1000000);
+        json_t *prev = json_object_get(s->agents, agent_id);
+        if (prev || json_object_size(s->agents) < SIM_MAX_AGENTS) {
+                json_int_t beats = json_integer_value(json_object_get(prev, "heartbeats"));
+                json_object_set_new(s->agents, agent_id,
+                                    json_pack("{s:O, s:O, s:O, s:I, s:I, s:s}", "status",
+                                              json_object_get(root, "Status"), "version", ver,
+                                              "hostname", host, "heartbeats", beats + 1,
+                                              "last_seen_ms", (json_int_t)time_mono_ms(),
+                                              "last_seen_at", stamp));
+        }
         if (json_array_size(s->heartbeats) < SIM_MAX_HEARTBEATS) {
-                char stamp[40];
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                time_iso8601(ts.tv_sec, stamp, 21);
-                snprintf(stamp + 19, sizeof(stamp) - 19, ".%03ldZ", ts.tv_nsec / 1000000);
                 json_object_set_new(root, "received_at", json_string(stamp));
                 json_array_append(s->heartbeats, root);
         }

@@ -31,7 +31,7 @@ static int parse_long(const char *v, long lo, long hi, long *out)
 void routes_provisioning_data(struct sim *s, struct evhttp_request *req, const char *connector)
 {
         char *ps = NULL, *ct = NULL, *next = NULL;
-        if (http_check_api(s, req, 0) < 0)
+        if (checks_api_request(s, req, 0) < 0)
                 return;
         if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 0) {
                 http_refuse(s, req, 400, "invalid_request", 1, "a GET carries no body");
@@ -44,7 +44,7 @@ void routes_provisioning_data(struct sim *s, struct evhttp_request *req, const c
         }
         const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
         long page = s->cfg.page_size;
-        ps = http_form_get(query, "PageSize", NULL);
+        ps = checks_form_get(query, "PageSize", NULL);
         if (ps) {
                 long n;
                 if (parse_long(ps, 1, INT_MAX, &n) < 0) {
@@ -55,7 +55,7 @@ void routes_provisioning_data(struct sim *s, struct evhttp_request *req, const c
                 if (n < page)
                         page = n;
         }
-        ct = http_form_get(query, "ContinuationToken", NULL);
+        ct = checks_form_get(query, "ContinuationToken", NULL);
         if (ct && !store_cont_token_known(c, ct)) {
                 http_refuse(s, req, 400, "invalid_request", 1,
                             "ContinuationToken '%s' was never issued for '%s'", ct, connector);
@@ -152,7 +152,7 @@ static long match_result(struct sim *s, struct sim_connector *c, json_t *e, char
                 snprintf(why, wlen, "Message must be a string");
                 return -1;
         }
-        if (!json_is_string(at) || !iso8601_utc_valid(json_string_value(at))) {
+        if (!json_is_string(at) || !checks_iso8601_utc(json_string_value(at))) {
                 snprintf(why, wlen,
                          "ExecutedAt must be an ISO 8601 UTC time like 2026-11-22T10:15:02Z");
                 return -1;
@@ -229,7 +229,7 @@ void routes_provisioning_results(struct sim *s, struct evhttp_request *req)
         long *idx = NULL;
         size_t n = 0, len;
         char *body = NULL;
-        if (http_check_api(s, req, 1) < 0)
+        if (checks_api_request(s, req, 1) < 0)
                 return;
         body = http_body_dup(req, &len);
         if (!body) {

@@ -40,7 +40,7 @@ void routes_token(struct sim *s, struct evhttp_request *req)
         body = http_body_dup(req, NULL);
         for (size_t i = 0; i < 4; i++) {
                 int dup = 0;
-                vals[i] = body ? http_form_get(body, fields[i], &dup) : NULL;
+                vals[i] = body ? checks_form_get(body, fields[i], &dup) : NULL;
                 if (dup) {
                         http_refuse(s, req, 400, "invalid_request", 1, "form field %s given twice",
                                     fields[i]);

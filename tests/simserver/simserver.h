@@ -30,6 +30,7 @@
 #define SIM_MAX_TOKENS          10000
 #define SIM_MAX_FAULTS          1000
 #define SIM_MAX_CONNECTORS      256
+#define SIM_MAX_AGENTS          1000
 #define SIM_MAX_RESULTS_PER_PUT 100000
 #define SIM_MAX_PAGE_SIZE       100000
 #define SIM_MAX_DELAY_MS        600000
@@ -117,6 +118,7 @@ struct sim_config {
         long page_size;
         long lease_s;
         const char *latest_version;
+        long heartbeat_interval_s; /* silent for 3 of these: DISCONNECTED */
         const char *tls_cert, *tls_key, *client_ca;
         long max_body;
         int quiet;
@@ -144,6 +146,8 @@ struct sim {
 
         json_t *results;    /* array of stored results (bounded) */
         json_t *heartbeats; /* array (bounded) */
+        /* identifier -> {status, version, hostname, heartbeats, last_seen_ms, last_seen_at} */
+        json_t *agents;
         json_t *violations; /* array of strings (bounded) */
         unsigned long received, duplicates, conflicting, results_dropped, violations_total;
         unsigned long token_requests, requests;
@@ -163,7 +167,7 @@ struct sim {
 /* main.c */
 void sim_free(struct sim *s);
 
-/* http.c: dispatch, answers, per-request log line and the request ring. */
+/* http.c: listener, connection cap, dispatch, answers, the per-request log line. */
 int http_setup(struct sim *s, struct ca_error *err);
 void http_teardown(struct sim *s);
 /* Answers body (stolen, may be NULL for no body) with status and logs it. */
@@ -175,26 +179,40 @@ void http_refuse(struct sim *s, struct evhttp_request *req, int status, const ch
                  int violation, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* The request body as a NUL-terminated copy (caller frees), or NULL when empty. */
 char *http_body_dup(struct evhttp_request *req, size_t *len);
-/* The value of name in an "a=b&c=d" string (form or query), decoded; caller frees; NULL
- * when absent. *dup_out is set when the name appears more than once. */
-char *http_form_get(const char *form, const char *name, int *dup_out);
-/* Checks api-version, Authorization, Accept, User-Agent and (for a body) Content-Type.
- * Answers and returns -1 on a refusal. */
-int http_check_api(struct sim *s, struct evhttp_request *req, int has_body);
-/* Runs the route for endpoint now (used by the slow fault after its delay). */
+/* Runs the route for endpoint now (also used by the slow fault after its delay). */
 void http_route(struct sim *s, struct evhttp_request *req, enum sim_endpoint ep);
-/* Defers an action on req: runs fn after delay_ms unless the connection goes first. */
-void http_defer(struct sim *s, struct evhttp_request *req, enum sim_endpoint ep, long delay_ms);
+/* The log line and the request ring entry; status 0 means dropped. */
+void http_log_request(struct sim *s, struct evhttp_request *req, int status, size_t bytes);
+const char *http_method_name(struct evhttp_request *req);
+
+/* checks.c: strict request checks. */
+/* The value of name in an "a=b&c=d" string (form or query), decoded; caller frees; NULL
+ * when absent. *dup_out (may be NULL) is set when the name appears more than once. */
+char *checks_form_get(const char *form, const char *name, int *dup_out);
+/* Checks api-version, the allowed query names, Authorization, Accept, User-Agent and
+ * (for a body) Content-Type. Answers the request and returns -1 on a refusal. */
+int checks_api_request(struct sim *s, struct evhttp_request *req, int has_body);
+/* YYYY-MM-DDTHH:MM:SS[.fraction]Z */
+int checks_iso8601_utc(const char *v);
+
+/* deferred.c: answers that outlive their callback, tied to their connection. */
+/* Routes req after delay_ms unless the connection goes first. */
+void deferred_route_later(struct sim *s, struct evhttp_request *req, enum sim_endpoint ep,
+                          long delay_ms);
 /* Closes req's connection without an answer. */
-void http_drop(struct sim *s, struct evhttp_request *req);
+void deferred_drop(struct sim *s, struct evhttp_request *req);
 /* Streams a 200 JSON body of exactly nbytes in chunks. */
-void http_stream_oversized(struct sim *s, struct evhttp_request *req, long long nbytes);
-int iso8601_utc_valid(const char *s);
+void deferred_stream_oversized(struct sim *s, struct evhttp_request *req, long long nbytes);
+/* Announces len bytes (Content-Length), sends the first half, then hangs up. */
+void deferred_reply_cut(struct sim *s, struct evhttp_request *req, const char *data, size_t len);
+void deferred_conn_closed(struct sim *s, struct evhttp_connection *evcon);
+void deferred_free_all(struct sim *s);
 
 /* store.c: orders, results, heartbeats, tokens, violations. */
 struct sim_connector *store_connector(struct sim *s, const char *id, int create);
 int store_connector_index(struct sim *s, const char *id);
-/* Adds one order (body borrowed, copied); -EEXIST for a duplicate Id. */
+/* Adds one order (takes a reference on body, which must not change afterwards);
+ * -EEXIST for a duplicate Id. */
 int store_add_order(struct sim *s, const char *connector, json_t *body, int synthetic,
                     struct ca_error *err);
 int store_add_orders_json(struct sim *s, const char *connector, json_t *list, struct ca_error *err);
@@ -217,7 +235,7 @@ json_t *store_state_json(struct sim *s);
 json_t *store_requests_json(struct sim *s);
 void store_reset_counters(struct sim *s);
 void store_free(struct sim *s);
-const char *order_state_name(struct sim *s, struct sim_order *o, uint64_t now);
+const char *store_order_state_name(struct sim *s, struct sim_order *o, uint64_t now);
 
 /* generate.c: realistic orders. */
 int generate_orders(struct sim *s, const char *connector, long count, const char *resource_type,

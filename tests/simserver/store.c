@@ -136,11 +136,8 @@ int store_add_order(struct sim *s, const char *connector, json_t *body, int synt
                                   connector, o->id);
                 goto out;
         }
-        o->body = json_deep_copy(body);
-        if (!o->body) {
-                rc = ca_error_set(err, -ENOMEM, "out of memory");
-                goto out;
-        }
+        /* Shared, not copied: nobody changes an order's JSON once it is stored. */
+        o->body = json_incref(body);
         if (s->norders == s->orders_cap) {
                 size_t ncap = s->orders_cap ? s->orders_cap * 2 : 1024;
                 struct sim_order **n = realloc(s->orders, ncap * sizeof(*n));
@@ -245,7 +242,7 @@ void store_order_mark_delivered(struct sim *s, struct sim_order *o, uint64_t now
         }
 }
 
-const char *order_state_name(struct sim *s, struct sim_order *o, uint64_t now)
+const char *store_order_state_name(struct sim *s, struct sim_order *o, uint64_t now)
 {
         if (o->answered)
                 return "answered";
@@ -383,20 +380,41 @@ json_t *store_state_json(struct sim *s)
                                       "connector", s->connectors[o->connector]->id, "key", o->key,
                                       "id", o->id, "assignment_id", o->assignment_id, "change_type",
                                       o->change_type, "delivered", (int)o->delivered, "results",
-                                      (int)o->results, "state", order_state_name(s, o, now),
+                                      (int)o->results, "state", store_order_state_name(s, o, now),
                                       "result", o->last_result, "synthetic", o->synthetic));
+        }
+        json_t *agents = json_array();
+        const char *aid;
+        json_t *a;
+        json_object_foreach(s->agents, aid, a)
+        {
+                /* As the protocol has it: heard nothing for three intervals means gone,
+                 * whatever the agent last said. */
+                uint64_t seen = (uint64_t)json_integer_value(json_object_get(a, "last_seen_ms"));
+                int silent = now - seen > (uint64_t)s->cfg.heartbeat_interval_s * 3000u;
+                const char *reported = json_string_value(json_object_get(a, "status"));
+                const char *version = json_string_value(json_object_get(a, "version"));
+                json_array_append_new(
+                    agents, json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:O, s:b}", "identifier", aid,
+                                      "status", silent ? "DISCONNECTED" : reported,
+                                      "reported_status", reported, "version", version, "hostname",
+                                      json_object_get(a, "hostname"), "heartbeats",
+                                      json_object_get(a, "heartbeats"), "last_seen_at",
+                                      json_object_get(a, "last_seen_at"), "is_latest_version",
+                                      strcmp(version, s->cfg.latest_version) == 0));
         }
         json_t *conns = json_array();
         for (size_t i = 0; i < s->nconnectors; i++)
                 json_array_append_new(conns, json_string(s->connectors[i]->id));
-        return json_pack(
-            "{s:o, s:o, s:I, s:I, s:I, s:I, s:O, s:I, s:I, s:I, s:I, s:I}", "orders", orders,
-            "connectors", conns, "received", (json_int_t)s->received, "duplicates",
-            (json_int_t)s->duplicates, "conflicting_duplicates", (json_int_t)s->conflicting,
-            "results_dropped", (json_int_t)s->results_dropped, "violations", s->violations,
-            "violations_total", (json_int_t)s->violations_total, "token_requests",
-            (json_int_t)s->token_requests, "requests", (json_int_t)s->requests, "connections",
-            (json_int_t)s->nconns, "connections_refused", (json_int_t)s->conns_refused);
+        return json_pack("{s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:O, s:I, s:I, s:I, s:I, s:I}",
+                         "orders", orders, "agents", agents, "connectors", conns, "received",
+                         (json_int_t)s->received, "duplicates", (json_int_t)s->duplicates,
+                         "conflicting_duplicates", (json_int_t)s->conflicting, "results_dropped",
+                         (json_int_t)s->results_dropped, "violations", s->violations,
+                         "violations_total", (json_int_t)s->violations_total, "token_requests",
+                         (json_int_t)s->token_requests, "requests", (json_int_t)s->requests,
+                         "connections", (json_int_t)s->nconns, "connections_refused",
+                         (json_int_t)s->conns_refused);
 }
 
 void store_reset_counters(struct sim *s)
@@ -406,6 +424,7 @@ void store_reset_counters(struct sim *s)
         json_array_clear(s->violations);
         json_array_clear(s->results);
         json_array_clear(s->heartbeats);
+        json_object_clear(s->agents);
         for (size_t i = 0; i < SIM_MAX_REQUESTS_RING; i++) {
                 free(s->ring[i].path);
                 free(s->ring[i].query);
@@ -437,6 +456,7 @@ void store_free(struct sim *s)
         }
         json_decref(s->results);
         json_decref(s->heartbeats);
+        json_decref(s->agents);
         json_decref(s->violations);
         free(s->tokens);
 }
