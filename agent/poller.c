@@ -18,6 +18,7 @@
 #define POLL_RETRY_CAP_MS      (5 * 60 * 1000)
 #define POLL_REFUSED_MS        (5 * 60 * 1000) /* 403/404: retry slowly */
 #define POLL_PAUSED_RECHECK_MS 1000
+#define POLL_ONCE_TRIES        3 /* --once and --dry-run: tries before giving up */
 
 static void on_poll_timer(evutil_socket_t fd, short what, void *arg);
 
@@ -249,6 +250,14 @@ static void on_poll_done(void *arg, const struct http_response *resp)
                          resp->error ? resp->error : "no answer");
         snprintf(c->last_error, sizeof(c->last_error), "%s", why);
         agent_server_failed(a, why);
+        if (a->mode != AGENT_DAEMON && c->poll_backoff.attempt + 1 >= POLL_ONCE_TRIES) {
+                log_ctx(CA_LOG_ERR, c->name, NULL, "%s; giving up after %d tries", why,
+                        POLL_ONCE_TRIES);
+                c->cycle_done = 1;
+                a->exit_code = EXIT_INCOMPLETE;
+                agent_check_done(a);
+                return;
+        }
         uint64_t delay = agent_retry_delay(&c->poll_backoff, resp);
         log_ctx(CA_LOG_WARNING, c->name, NULL, "%s; next try in %llu ms", why,
                 (unsigned long long)delay);

@@ -3,7 +3,7 @@
 ca_build_packages="gcc libc6-dev make cmake pkg-config libevent-dev libcurl4-openssl-dev
   libsystemd-dev libssl-dev libjansson-dev libsqlite3-dev libldap-dev libpq-dev
   libinih-dev"
-ca_test_packages="libcmocka-dev python3 sqlite3 openssl"
+ca_test_packages="libcmocka-dev python3 sqlite3 openssl slapd ldap-utils"
 
 ca_install_deps() {
   local want="$ca_build_packages"
@@ -19,6 +19,8 @@ ca_install_deps() {
   fi
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # slapd: no default database; the tests build their own throwaway servers.
+  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
