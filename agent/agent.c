@@ -19,6 +19,7 @@
 #define AGENT_JOURNAL_RETRY_CAP_MS  60000
 #define AGENT_FAREWELL_TIMEOUT_MS   5000
 #define AGENT_STATUS_INTERVAL_MS    30000
+#define AGENT_PRUNE_INTERVAL_MS     (60 * 60 * 1000)
 #define AGENT_USER_AGENT            "connector-agent/" CA_VERSION
 
 static void begin_shutdown(struct agent *a, const char *why);
@@ -335,6 +336,27 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         notify_watchdog();
 }
 
+/* Reported entries are kept for journal_retention (for an operator's questions and for
+ * re-deliveries), then deleted: at start, then every hour. */
+static void on_prune_timer(evutil_socket_t fd, short what, void *arg)
+{
+        struct agent *a = arg;
+        struct ca_error err = {0};
+        if (a->journal_broken || a->mode == AGENT_DRY_RUN)
+                return;
+        int n = journal_prune(a->journal, time_wall_s(),
+                              (int64_t)(a->cfg->agent.journal_retention_ms / 1000), &err);
+        if (n < 0) {
+                agent_journal_error(a, &err);
+                return;
+        }
+        if (n > 0) {
+                log_info("journal: %d reported entr%s older than the retention deleted", n,
+                         n == 1 ? "y" : "ies");
+                agent_journal_touched(a);
+        }
+}
+
 static void on_status_timer(evutil_socket_t fd, short what, void *arg)
 {
         agent_status_changed(arg);
@@ -401,7 +423,9 @@ int agent_new(struct ca_config *cfg, const char *config_path, enum agent_mode mo
         a->journal_retry = evtimer_new(a->base, on_journal_retry, a);
         a->drain_timer = evtimer_new(a->base, on_drain_deadline, a);
         a->status_timer = event_new(a->base, -1, EV_PERSIST, on_status_timer, a);
-        if (!a->commit_ev || !a->journal_retry || !a->drain_timer || !a->status_timer) {
+        a->prune_timer = event_new(a->base, -1, EV_PERSIST, on_prune_timer, a);
+        if (!a->commit_ev || !a->journal_retry || !a->drain_timer || !a->status_timer ||
+            !a->prune_timer) {
                 ca_error_set(err, rc, "out of memory");
                 goto fail;
         }
@@ -473,6 +497,9 @@ int agent_run(struct agent *a)
         }
         struct timeval st = {AGENT_STATUS_INTERVAL_MS / 1000, 0};
         event_add(a->status_timer, &st);
+        struct timeval pt = {AGENT_PRUNE_INTERVAL_MS / 1000, 0};
+        event_add(a->prune_timer, &pt);
+        on_prune_timer(-1, 0, a);
         agent_status_changed(a);
         log_notice("connector-agent %s started: %zu connector(s), server %s", CA_VERSION,
                    a->connector_count, a->cfg->server.url);
@@ -498,9 +525,9 @@ void agent_free(struct agent *a)
         for (size_t i = 0; i < a->backend_count; i++)
                 backend_unload(a->backends[i]);
         free(a->backends);
-        struct event *events[] = {a->commit_ev,    a->journal_retry,  a->drain_timer,
-                                  a->status_timer, a->watchdog_timer, a->heartbeat_timer,
-                                  a->sig_term,     a->sig_int,        a->sig_hup};
+        struct event *events[] = {
+            a->commit_ev,      a->journal_retry,   a->drain_timer, a->status_timer, a->prune_timer,
+            a->watchdog_timer, a->heartbeat_timer, a->sig_term,    a->sig_int,      a->sig_hup};
         for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
                 if (events[i])
                         event_free(events[i]);

@@ -122,6 +122,7 @@ struct agent {
         struct event *drain_timer;
         struct event *watchdog_timer;
         struct event *status_timer;
+        struct event *prune_timer;
         int ready_sent;
         int server_connected; /* the agent's own view of the server */
         uint64_t last_success_ms;

@@ -133,6 +133,10 @@ static void on_report_timer(evutil_socket_t fd, short what, void *arg)
         struct ca_error err = {0};
         if (c->report_call)
                 return;
+        /* The journal's open batch is visible to our reads but not durable yet: results in
+         * it must not leave the agent. The commit wakes us again (connector_after_commit). */
+        if (a->commit_scheduled)
+                return;
         c->report_failing = 0;
         struct ca_result **results = NULL;
         size_t count = 0;
@@ -143,9 +147,10 @@ static void on_report_timer(evutil_socket_t fd, short what, void *arg)
                 arm(c, backoff_next(&c->report_backoff));
                 return;
         }
-        c->unreported = count > c->unreported ? count : c->unreported;
+        /* A short read is the whole backlog: keep the counter exact. */
+        if (count < a->cfg->agent.results_batch)
+                c->unreported = count;
         if (count == 0) {
-                c->unreported = 0;
                 agent_check_done(a);
                 return;
         }
