@@ -52,5 +52,6 @@ struct sql_driver {
 };
 
 extern const struct sql_driver sql_driver_sqlite;
+extern const struct sql_driver sql_driver_postgresql;
 
 #endif

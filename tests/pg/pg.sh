@@ -1,0 +1,109 @@
+#!/bin/bash
+# A throwaway PostgreSQL 15 cluster on 127.0.0.1, for tests (never a mock).
+#
+#   pg.sh start PORT     new cluster in a fresh temp dir, listening on 127.0.0.1:PORT;
+#                        the superuser 'ca_test' gets the password read from standard
+#                        input (scram-sha-256 only, no trust). Prints the data dir.
+#   pg.sh pause DATADIR  stops the server at once (as a crash would), keeps the data
+#   pg.sh resume DATADIR starts it again on the same port
+#   pg.sh stop DATADIR   stops the server and removes the whole temp dir
+#
+# Prints nothing else on success; on failure says why on standard error (with the end of
+# the server log) and exits non-zero. Every wait is bounded (CA_PG_WAIT seconds, 30).
+# initdb refuses to run as root: as root the script re-executes itself as the
+# 'postgres' user that the postgresql-common package creates.
+#
+# Needs Debian's postgresql-15 (installed by tests/run.sh through tests/deps.sh).
+set -euo pipefail
+BIN=/usr/lib/postgresql/15/bin
+WAIT=${CA_PG_WAIT:-30}
+PREFIX=/tmp/ca-pg.
+
+die() {
+  echo "pg.sh: $*" >&2
+  exit 1
+}
+
+if [ ! -x "$BIN/initdb" ] || [ ! -x "$BIN/pg_ctl" ]; then
+  die "PostgreSQL 15 is not installed ($BIN/initdb missing): run tests/run.sh, which installs it"
+fi
+if [ "$(id -u)" = 0 ]; then
+  id postgres >/dev/null 2>&1 || die "no 'postgres' user to run the server as (install postgresql-15)"
+  exec runuser -u postgres -- "$(readlink -f "$0")" "$@"
+fi
+
+# Only our own temp dirs are ever stopped or removed.
+check_dir() {
+  local data=$1
+  case "$data" in
+  "$PREFIX"*/data) ;;
+  *) die "$data: not a data dir made by pg.sh start" ;;
+  esac
+  [ -f "$data/PG_VERSION" ] || die "$data: no cluster there"
+}
+
+server_start() {
+  local data=$1
+  if ! "$BIN/pg_ctl" -D "$data" -l "$data/../server.log" -w -t "$WAIT" start >/dev/null 2>&1; then
+    echo "pg.sh: the server did not start within ${WAIT}s; end of its log:" >&2
+    tail -n 20 "$data/../server.log" >&2 || true
+    exit 1
+  fi
+}
+
+server_stop() {
+  local data=$1
+  # -m immediate: like a crash or a pulled plug, which is what the tests want to see.
+  if [ -f "$data/postmaster.pid" ]; then
+    "$BIN/pg_ctl" -D "$data" -m immediate -w -t "$WAIT" stop >/dev/null 2>&1 ||
+      die "the server in $data did not stop within ${WAIT}s"
+  fi
+}
+
+cmd=${1:-}
+case "$cmd" in
+start)
+  port=${2:-}
+  [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -gt 0 ] && [ "$port" -lt 65536 ] || die "usage: pg.sh start PORT < password"
+  IFS= read -r password || true
+  [ -n "$password" ] || die "start: give the superuser's password on standard input"
+  umask 077
+  dir=$(mktemp -d "${PREFIX}XXXXXX")
+  chmod 755 "$dir" # the caller (often root) reads the log and removes it
+  ok=0
+  trap '[ $ok = 1 ] || { "$BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1; rm -rf "$dir"; }' EXIT
+  printf '%s\n' "$password" >"$dir/pwfile"
+  if ! "$BIN/initdb" -D "$dir/data" -U ca_test --pwfile="$dir/pwfile" -A scram-sha-256 \
+    -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1; then
+    cat "$dir/initdb.log" >&2
+    die "initdb failed"
+  fi
+  rm -f "$dir/pwfile"
+  cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+fsync = off
+password_encryption = 'scram-sha-256'
+CONF
+  server_start "$dir/data"
+  ok=1
+  echo "$dir/data"
+  ;;
+pause)
+  check_dir "${2:-}"
+  server_stop "$2"
+  ;;
+resume)
+  check_dir "${2:-}"
+  server_start "$2"
+  ;;
+stop)
+  check_dir "${2:-}"
+  server_stop "$2"
+  rm -rf "$(dirname "$2")"
+  ;;
+*)
+  die "usage: pg.sh start PORT < password | pause DATADIR | resume DATADIR | stop DATADIR"
+  ;;
+esac
