@@ -275,13 +275,14 @@ struct fx {
 };
 
 static const char *schema =
-    "DROP TABLE IF EXISTS users, memberships, loose_links CASCADE;"
+    "DROP TABLE IF EXISTS users, memberships, loose_links, typed CASCADE;"
     "DROP FUNCTION IF EXISTS slow_commit;"
     "CREATE TABLE users (id text PRIMARY KEY, name text, mail text UNIQUE,"
     " age integer CHECK (age IS NULL OR age >= 0));"
     "CREATE TABLE memberships (user_id text NOT NULL, grp text NOT NULL,"
     " PRIMARY KEY (user_id, grp));"
     "CREATE TABLE loose_links (user_id text, grp text);"
+    "CREATE TABLE typed (id text PRIMARY KEY, active boolean, since date, score numeric(6,2));"
     /* A commit that takes its time, for the in-doubt test. */
     "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
     " IF NEW.name = 'slow' THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END $$;"
@@ -628,6 +629,51 @@ static void test_links_without_unique_constraint(void **state)
         fx_close(&f);
 }
 
+/* Values are compared in the column's type, not as text: PostgreSQL prints true as "t"
+ * and 1.5 as "1.50", and a repeat or a probe must still see the order in effect. */
+static void test_typed_columns(void **state)
+{
+        const char *map[] = {
+            "table",      "typed", "key_column", "id",
+            "key_change", "uid",   "columns",    "active:active, since:since, score:score",
+            NULL};
+        struct fx f;
+        fx_open(&f, map);
+        const char *add = "{\"Id\":\"t1\",\"AssignedResourceTypeId\":\"1\",\"ChangeType\":"
+                          "\"Added\",\"Changes\":{\"uid\":\"t\",\"active\":\"true\","
+                          "\"since\":\"2024-01-02\",\"score\":\"1.5\"}}";
+        const char *same = "{\"Id\":\"t2\",\"AssignedResourceTypeId\":\"1\",\"ChangeType\":"
+                           "\"Added\",\"Changes\":{\"uid\":\"t\",\"active\":\"yes\","
+                           "\"since\":\"2024-01-02\",\"score\":\"1.50\"}}";
+        const char *other = "{\"Id\":\"t3\",\"AssignedResourceTypeId\":\"1\",\"ChangeType\":"
+                            "\"Added\",\"Changes\":{\"uid\":\"t\",\"active\":\"false\","
+                            "\"since\":\"2024-01-02\",\"score\":\"1.5\"}}";
+        expect_executed(run(&f, add), "t");
+        expect_db("SELECT active || '|' || since || '|' || score FROM typed",
+                  "true|2024-01-02|1.50");
+        assert_int_equal(probe(&f, add, NULL), CA_BACKEND_PROBE_APPLIED);
+        assert_int_equal(probe(&f, same, NULL), CA_BACKEND_PROBE_APPLIED);
+        struct ca_backend_result r = run(&f, same);
+        expect_executed(r, "t");
+        assert_non_null(strstr(r.message, "already there"));
+        assert_int_equal(probe(&f, other, NULL), CA_BACKEND_PROBE_NOT_APPLIED);
+        expect_errored(run(&f, other), "column active differs");
+
+        const char *mod = "{\"Id\":\"t4\",\"AssignedResourceTypeId\":\"1\",\"ChangeType\":"
+                          "\"Modified\",\"Resource\":{\"uid\":\"t\"},\"Changes\":{"
+                          "\"score\":\"2\",\"active\":null}}";
+        assert_int_equal(probe(&f, mod, NULL), CA_BACKEND_PROBE_NOT_APPLIED);
+        expect_executed(run(&f, mod), "t");
+        assert_int_equal(probe(&f, mod, NULL), CA_BACKEND_PROBE_APPLIED);
+        expect_db("SELECT (active IS NULL) || '|' || score FROM typed", "true|2.00");
+        /* A value the type refuses: Errored with the server's words. */
+        expect_errored(run(&f, "{\"Id\":\"t5\",\"AssignedResourceTypeId\":\"1\",\"ChangeType\":"
+                               "\"Modified\",\"Resource\":{\"uid\":\"t\"},\"Changes\":{"
+                               "\"since\":\"yesterday-ish\"}}"),
+                       "SQLSTATE 22007");
+        fx_close(&f);
+}
+
 static void test_describe_shows_dollar_placeholders(void **state)
 {
         struct fx f;
@@ -933,6 +979,7 @@ int main(void)
             cmocka_unit_test(test_constraints_roll_back),
             cmocka_unit_test(test_injection_harmless),
             cmocka_unit_test(test_links_without_unique_constraint),
+            cmocka_unit_test(test_typed_columns),
             cmocka_unit_test(test_describe_shows_dollar_placeholders),
             cmocka_unit_test(test_check_and_settings),
             cmocka_unit_test(test_wrong_password),
