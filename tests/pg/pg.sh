@@ -36,6 +36,7 @@ fi
 check_dir() {
   local data=$1
   case "$data" in
+  *..*) die "$data: not a data dir made by pg.sh start" ;;
   "$PREFIX"*/data) ;;
   *) die "$data: not a data dir made by pg.sh start" ;;
   esac

@@ -92,16 +92,24 @@ static int pg_settings_check(const struct ca_host *host, const struct ca_backend
         return rc;
 }
 
-/* One line of text from libpq or the server, without its trailing newline. */
+/* Text from libpq or the server as one line: its line breaks and indents (libpq writes
+ * "...\n\tThis probably means...") become single spaces. */
 static void note_text(struct sql_conn *c, const char *text)
 {
-        snprintf(c->error, sizeof(c->error), "%s", text && *text ? text : "unknown error");
-        for (char *p = c->error; *p; p++)
-                if (*p == '\n' || *p == '\t')
-                        *p = ' ';
-        size_t n = strlen(c->error);
+        size_t n = 0;
+        int space = 1; /* drops leading blanks too */
+        if (!text || !*text)
+                text = "unknown error";
+        for (const char *p = text; *p && n < sizeof(c->error) - 1; p++) {
+                int blank = *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r';
+                if (blank && space)
+                        continue;
+                c->error[n++] = blank ? ' ' : *p;
+                space = blank;
+        }
         while (n && c->error[n - 1] == ' ')
-                c->error[--n] = '\0';
+                n--;
+        c->error[n] = '\0';
 }
 
 static int sqlstate_unavailable(const char *st)
