@@ -3,7 +3,8 @@
 #
 #   pg.sh start PORT     new cluster in a fresh temp dir, listening on 127.0.0.1:PORT;
 #                        the superuser 'ca_test' gets the password read from standard
-#                        input (scram-sha-256 only, no trust). Prints the data dir.
+#                        input (scram-sha-256 only, no trust), TLS on with a test CA
+#                        in DATADIR/../tls/ca.crt. Prints the data dir.
 #   pg.sh pause DATADIR  stops the server at once (as a crash would), keeps the data
 #   pg.sh resume DATADIR starts it again on the same port
 #   pg.sh stop DATADIR   stops the server and removes the whole temp dir
@@ -80,6 +81,31 @@ start)
     die "initdb failed"
   fi
   rm -f "$dir/pwfile"
+  # TLS: a test CA (tls/ca.crt, for sslrootcert) signs the server's certificate for
+  # 127.0.0.1 only; tls/other-ca.crt is a CA that signed nothing, to see refusals.
+  mkdir "$dir/tls"
+  if ! (
+    cd "$dir/tls" &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=ca-pg-test-ca -keyout ca.key -out ca.crt &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=ca-pg-other-ca -keyout other-ca.key -out other-ca.crt &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj /CN=127.0.0.1 -keyout server.key -out server.csr &&
+      printf 'subjectAltName=IP:127.0.0.1\n' >server.ext &&
+      openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile server.ext -out server.crt
+  ) >"$dir/tls.log" 2>&1; then
+    cat "$dir/tls.log" >&2
+    die "cannot make the test certificates (openssl)"
+  fi
+  chmod 755 "$dir/tls"
+  chmod 644 "$dir/tls/ca.crt" "$dir/tls/other-ca.crt"
+  cat >>"$dir/data/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = '$dir/tls/server.crt'
+ssl_key_file = '$dir/tls/server.key'
+CONF
   cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $port

@@ -781,6 +781,50 @@ static void test_wrong_password(void **state)
         fx_close(&f);
 }
 
+/* TLS settings pass through the connection string: verify-full against the test CA
+ * works (and the server sees TLS); another CA, or a host name the certificate does not
+ * name, is refused with libpq's words. */
+static void test_tls(void **state)
+{
+        struct fx f;
+        char tls[1100];
+        fx_open(&f, NULL);
+        snprintf(tls, sizeof(tls), "%s/../tls", pg.data);
+        const char *variants[][2] = {
+            {"127.0.0.1", "ca.crt"}, {"127.0.0.1", "other-ca.crt"}, {"localhost", "ca.crt"}};
+        const char *refusal[] = {NULL, "certificate verify failed", "does not match host name"};
+        for (size_t i = 0; i < 3; i++) {
+                f.ops->session_close(f.sess);
+                f.ops->instance_free(f.inst);
+                settings_clear(&f.conn);
+                snprintf(f.conninfo, sizeof(f.conninfo),
+                         "host=%s port=%d dbname=postgres user=" PG_USER
+                         " application_name=ca_tls sslmode=verify-full sslrootcert=%s/%s",
+                         variants[i][0], pg.port, tls, variants[i][1]);
+                conn_settings(&f, PG_PASSWORD "\n", ORDER_TIMEOUT, NULL, NULL);
+                fx_instance(&f);
+                struct ca_backend_error err = {0};
+                int rc = f.ops->check(f.sess, &err);
+                if (!refusal[i]) {
+                        if (rc != CA_BACKEND_OK)
+                                fail_msg("check over TLS: %s", err.message);
+                        expect_executed(run(&f, ADD_JBOND), "jbond");
+                        expect_db(
+                            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a"
+                            " USING (pid) WHERE a.application_name = 'ca_tls'",
+                            "t");
+                        continue;
+                }
+                assert_int_equal(rc, CA_BACKEND_EUNAVAILABLE);
+                if (!strstr(err.message, refusal[i]))
+                        fail_msg("\"%s\" lacks \"%s\"", err.message, refusal[i]);
+                memset(&err, 0, sizeof(err));
+                run_rc(&f, ADD_JBOND, CA_BACKEND_EUNAVAILABLE, &err);
+                assert_non_null(strstr(err.message, refusal[i]));
+        }
+        fx_close(&f);
+}
+
 static void test_server_restart(void **state)
 {
         struct fx f;
@@ -983,6 +1027,7 @@ int main(void)
             cmocka_unit_test(test_describe_shows_dollar_placeholders),
             cmocka_unit_test(test_check_and_settings),
             cmocka_unit_test(test_wrong_password),
+            cmocka_unit_test(test_tls),
             cmocka_unit_test(test_server_restart),
             cmocka_unit_test(test_statement_timeout),
             cmocka_unit_test(test_commit_in_doubt),
