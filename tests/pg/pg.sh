@@ -14,7 +14,12 @@
 # initdb refuses to run as root: as root the script re-executes itself as the
 # 'postgres' user that the postgresql-common package creates.
 #
-# Needs Debian's postgresql-15 (installed by tests/run.sh through tests/deps.sh).
+# Needs Debian's postgresql-15 (installed by tests/run.sh through tests/deps.sh) and
+# openssl. Installing it without a default cluster, as root:
+#   apt-get install -y --no-install-recommends postgresql-common
+#   sed -i 's/^#\?\s*create_main_cluster\s*=.*/create_main_cluster = false/' \
+#     /etc/postgresql-common/createcluster.conf
+#   apt-get install -y --no-install-recommends postgresql-15
 set -euo pipefail
 BIN=/usr/lib/postgresql/15/bin
 WAIT=${CA_PG_WAIT:-30}
@@ -28,9 +33,12 @@ die() {
 if [ ! -x "$BIN/initdb" ] || [ ! -x "$BIN/pg_ctl" ]; then
   die "PostgreSQL 15 is not installed ($BIN/initdb missing): run tests/run.sh, which installs it"
 fi
+# Only absolute paths below, and the caller's directory may be closed to 'postgres'.
+cd /
 if [ "$(id -u)" = 0 ]; then
   id postgres >/dev/null 2>&1 || die "no 'postgres' user to run the server as (install postgresql-15)"
-  exec runuser -u postgres -- "$(readlink -f "$0")" "$@"
+  # The script's text, not its path: the source tree may be closed to 'postgres' too.
+  exec runuser -u postgres -- /bin/bash -c "$(cat "${BASH_SOURCE[0]}")" pg.sh "$@"
 fi
 
 # Only our own temp dirs are ever stopped or removed.
