@@ -33,13 +33,16 @@ die() {
 if [ ! -x "$BIN/initdb" ] || [ ! -x "$BIN/pg_ctl" ]; then
   die "PostgreSQL 15 is not installed ($BIN/initdb missing): run tests/run.sh, which installs it"
 fi
-# Only absolute paths below, and the caller's directory may be closed to 'postgres'.
-cd /
 if [ "$(id -u)" = 0 ]; then
   id postgres >/dev/null 2>&1 || die "no 'postgres' user to run the server as (install postgresql-15)"
-  # The script's text, not its path: the source tree may be closed to 'postgres' too.
-  exec runuser -u postgres -- /bin/bash -c "$(cat "${BASH_SOURCE[0]}")" pg.sh "$@"
+  # The script's text, not its path: the source tree may be closed to 'postgres'.
+  text=$(cat -- "${BASH_SOURCE[0]}") || die "cannot read ${BASH_SOURCE[0]}"
+  [ -n "$text" ] || die "${BASH_SOURCE[0]} is empty"
+  cd /
+  exec runuser -u postgres -- /bin/bash -c "$text" pg.sh "$@"
 fi
+# Only absolute paths below, and the caller's directory may be closed to 'postgres'.
+cd /
 
 # Only our own temp dirs are ever stopped or removed.
 check_dir() {
@@ -74,7 +77,9 @@ cmd=${1:-}
 case "$cmd" in
 start)
   port=${2:-}
-  [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -gt 0 ] && [ "$port" -lt 65536 ] || die "usage: pg.sh start PORT < password"
+  if ! [[ "$port" =~ ^[0-9]{1,5}$ ]] || [ "$port" -eq 0 ] || [ "$port" -gt 65535 ]; then
+    die "usage: pg.sh start PORT < password"
+  fi
   IFS= read -r password || true
   [ -n "$password" ] || die "start: give the superuser's password on standard input"
   umask 077
