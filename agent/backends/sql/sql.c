@@ -1,8 +1,10 @@
 /* sql: the SQL back-end plug-in: instances, sessions and the entry point. The order
  * logic is in sql_order.c, the database libraries behind sql_driver.h.
  *
- * [connector NAME]: driver = sqlite (default), database = path of an existing file,
- * order_timeout bounds lock waits. [resource-type ID]: table, key_column, key_change
+ * [connector NAME]: driver = sqlite (default) or postgresql; order_timeout bounds lock
+ * waits. sqlite: database = path of an existing file. postgresql: connection (libpq
+ * conninfo, no password), password_file or password_credential, connect_timeout
+ * (sql_postgresql.c). [resource-type ID]: table, key_column, key_change
  * (default: key_column), columns = "changeKey:column, ...", ignore_unmapped = yes|no,
  * membership_table, membership_key_column, membership_value_column,
  * membership_attribute (default memberOf: the Changes base name of link keys).
@@ -23,6 +25,7 @@ static const struct ca_host *host;
 
 static const struct sql_driver *const drivers[] = {
     &sql_driver_sqlite,
+    &sql_driver_postgresql,
 };
 
 struct sql_instance {
@@ -50,8 +53,9 @@ static int sql_instance_new(const struct ca_host *h, const struct ca_backend_set
                 if (strcmp(drivers[i]->name, name) == 0)
                         drv = drivers[i];
         if (!drv)
-                rc = h->error(err, CA_BACKEND_EINVALID, "driver",
-                              "driver = %s: unknown SQL driver (this build knows: sqlite)", name);
+                rc = h->error(
+                    err, CA_BACKEND_EINVALID, "driver",
+                    "driver = %s: unknown SQL driver (this build knows: sqlite, postgresql)", name);
         if (h->setting_ms(s, "order_timeout", SQL_DEFAULT_TIMEOUT_MS, &timeout_ms, err) !=
             CA_BACKEND_OK)
                 rc = CA_BACKEND_EINVALID;
@@ -192,7 +196,7 @@ static const struct ca_backend_ops ops = {
     .abi_version = CA_BACKEND_ABI_VERSION,
     .size = sizeof(struct ca_backend_ops),
     .name = "sql",
-    .description = "SQL databases (SQLite) through bound statements",
+    .description = "SQL databases (PostgreSQL, SQLite) through bound statements",
     .instance_new = sql_instance_new,
     .mapping_check = sql_mapping_check,
     .instance_free = sql_instance_free,

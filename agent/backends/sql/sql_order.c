@@ -513,15 +513,24 @@ static void plan_clear(struct sql_plan *p)
         p->n = 0;
 }
 
-/* ph: the driver's placeholder prefix. */
-static void stmt_select_row(struct sql_stmt *s, struct sbuf *b, const char *ph,
+/* The row's key and mapped columns. A driver that compares in SQL gets, per column,
+ * whether it holds the order's value ("t"/"f"), judged by the database in the column's
+ * own type ("true" and "t" are one boolean, "1.50" and "1.5" one numeric). */
+static void stmt_select_row(struct sql_stmt *s, struct sbuf *b, const struct sql_driver *drv,
                             const struct sql_mapping *m, const struct sql_work *w)
 {
-        sb_add(b, "SELECT \"%s\"", m->key_column);
-        for (size_t i = 0; i < w->ncol; i++)
-                sb_add(b, ", \"%s\"", w->col[i]);
-        sb_add(b, " FROM \"%s\" WHERE \"%s\" = %s1", m->table, m->key_column, ph);
+        const char *ph = drv->placeholder;
         s->params[s->n++] = w->key;
+        sb_add(b, "SELECT \"%s\"", m->key_column);
+        for (size_t i = 0; i < w->ncol; i++) {
+                if (drv->compare_in_sql) {
+                        sb_add(b, ", (\"%s\" IS NOT DISTINCT FROM %s%zu)", w->col[i], ph, s->n + 1);
+                        s->params[s->n++] = w->val[i];
+                } else {
+                        sb_add(b, ", \"%s\"", w->col[i]);
+                }
+        }
+        sb_add(b, " FROM \"%s\" WHERE \"%s\" = %s1", m->table, m->key_column, ph);
 }
 
 static void add_insert_row(struct sql_plan *p, const char *ph, const struct sql_mapping *m,
@@ -695,7 +704,7 @@ static int row_read(const struct sql_driver *drv, struct sql_conn *conn,
 {
         struct sql_stmt s = {0};
         struct sbuf b = {0};
-        stmt_select_row(&s, &b, drv->placeholder, m, w);
+        stmt_select_row(&s, &b, drv, m, w);
         if (b.failed) {
                 free(b.p);
                 return SQL_ERROR;
@@ -706,10 +715,11 @@ static int row_read(const struct sql_driver *drv, struct sql_conn *conn,
 }
 
 /* Does the row hold the values of the order? Names the first column that differs. */
-static const char *row_differs(const struct sql_work *w, char **cols)
+static const char *row_differs(const struct sql_driver *drv, const struct sql_work *w, char **cols)
 {
         for (size_t i = 0; i < w->ncol; i++)
-                if (!same_value(cols[i + 1], w->val[i]))
+                if (drv->compare_in_sql ? !same_value(cols[i + 1], "t")
+                                        : !same_value(cols[i + 1], w->val[i]))
                         return w->col[i];
         return NULL;
 }
@@ -785,7 +795,7 @@ int sql_order_execute(const struct ca_host *host, const struct sql_driver *drv,
                 /* Added means "create this row". An identical row is that order already in
                  * effect (Executed); a row with other values is not, and overwriting it would
                  * be a Modified the server never asked for: Errored, for a person to look at. */
-                const char *col = row_differs(w, cols);
+                const char *col = row_differs(drv, w, cols);
                 if (col) {
                         drv->rollback(conn);
                         host->result_set(r, CA_BACKEND_ERRORED, NULL,
@@ -937,7 +947,7 @@ int sql_order_probe(const struct ca_host *host, const struct sql_driver *drv, st
         int applied;
         if (w->change == CA_BACKEND_CHANGE_DELETED) {
                 applied = found == 0;
-        } else if (found == 0 || row_differs(w, cols)) {
+        } else if (found == 0 || row_differs(drv, w, cols)) {
                 applied = 0;
         } else {
                 int l = links_match(drv, conn, m, w, ident);
@@ -1008,7 +1018,7 @@ int sql_order_describe(const struct ca_host *host, const struct sql_driver *drv,
         if (w->change != CA_BACKEND_CHANGE_DELETED) {
                 struct sql_stmt s = {0};
                 struct sbuf q = {0};
-                stmt_select_row(&s, &q, ph, m, w);
+                stmt_select_row(&s, &q, drv, m, w);
                 if (!q.failed) {
                         describe_stmt(&b, q.p, s.params, s.n, ph);
                         sb_add(&b, "-- %s\n",
