@@ -24,3 +24,20 @@ ca_install_deps() {
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# PostgreSQL 15 for the tests, without the default cluster: the tests start their own
+# throwaway servers on loopback ports.
+ca_install_postgresql() {
+  dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q 'install ok installed' && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian package: postgresql-15 (run as root to install it)" >&2
+    return 1
+  fi
+  echo "installing: postgresql-15"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends postgresql-common >/dev/null
+  sed -i 's/^#\?\s*create_main_cluster\s*=.*/create_main_cluster = false/' \
+    /etc/postgresql-common/createcluster.conf
+  apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
+}

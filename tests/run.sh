@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/deps.sh
 ca_install_deps test
+ca_install_postgresql
 
 jobs=$(nproc)
 status=0
