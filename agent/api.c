@@ -12,6 +12,7 @@
 #define API_TOKEN_MAX           16384
 #define API_TOKEN_RENEW_PERCENT 80
 #define API_DEFAULT_EXPIRES_S   3600
+#define API_MAX_EXPIRES_S       (366L * 24 * 3600)
 
 struct api_call {
         struct api *api;
@@ -213,32 +214,17 @@ static void on_token_done(void *arg, const struct http_response *resp)
                 token_failed(a, resp->status, why);
                 return;
         }
-        json_error_t jerr;
-        json_t *root = json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, &jerr);
-        json_t *tok = json_object_get(root, "access_token");
-        json_t *exp = json_object_get(root, "expires_in");
-        json_t *type = json_object_get(root, "token_type");
-        const char *t = json_string_value(tok);
-        if (!json_is_object(root) || !t || !*t || strlen(t) > API_TOKEN_MAX || strpbrk(t, "\r\n") ||
-            (exp && !json_is_integer(exp)) ||
-            (type && (!json_is_string(type) || strcasecmp(json_string_value(type), "Bearer")))) {
-                json_decref(root);
-                snprintf(why, sizeof(why),
-                         "token answer from %s is not a valid OAuth 2.0 token response",
-                         a->server->token_url);
+        char *token = NULL;
+        long expires = 0;
+        struct ca_error perr = {0};
+        if (api_token_parse(resp->body, resp->body_len, &token, &expires, &perr) < 0) {
+                snprintf(why, sizeof(why), "token answer from %s rejected: %s",
+                         a->server->token_url, perr.msg);
                 token_failed(a, 0, why);
                 return;
         }
-        json_int_t expires = exp ? json_integer_value(exp) : API_DEFAULT_EXPIRES_S;
-        if (expires <= 0)
-                expires = 1;
         token_wipe(a);
-        a->token = strdup(t);
-        json_decref(root);
-        if (!a->token) {
-                token_failed(a, 0, "out of memory storing the token");
-                return;
-        }
+        a->token = token;
         a->token_renew_at_ms =
             time_mono_ms() + (uint64_t)expires * 1000u * API_TOKEN_RENEW_PERCENT / 100u;
         if (a->last_error[0])
@@ -251,6 +237,38 @@ static void on_token_done(void *arg, const struct http_response *resp)
                 send_call(list);
                 list = next;
         }
+}
+
+int api_token_parse(const char *body, size_t len, char **token, long *expires_in,
+                    struct ca_error *err)
+{
+        json_error_t jerr;
+        json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(root)) {
+                json_decref(root);
+                return ca_error_set(err, -EBADMSG, "not a JSON object");
+        }
+        json_t *exp = json_object_get(root, "expires_in");
+        json_t *type = json_object_get(root, "token_type");
+        const char *t = json_string_value(json_object_get(root, "access_token"));
+        int rc = 0;
+        if (!t || !*t || strlen(t) > API_TOKEN_MAX || strpbrk(t, "\r\n"))
+                rc = ca_error_set(err, -EBADMSG, "access_token missing or not a usable string");
+        else if (exp && !json_is_integer(exp))
+                rc = ca_error_set(err, -EBADMSG, "expires_in is not an integer");
+        else if (type &&
+                 (!json_is_string(type) || strcasecmp(json_string_value(type), "Bearer") != 0))
+                rc = ca_error_set(err, -EBADMSG, "token_type is not Bearer");
+        if (rc == 0) {
+                json_int_t e = exp ? json_integer_value(exp) : API_DEFAULT_EXPIRES_S;
+                /* Bounded so that the renewal time cannot overflow. */
+                *expires_in = e < 1 ? 1 : e > API_MAX_EXPIRES_S ? API_MAX_EXPIRES_S : (long)e;
+                *token = strdup(t);
+                if (!*token)
+                        rc = ca_error_set(err, -ENOMEM, "out of memory");
+        }
+        json_decref(root);
+        return rc;
 }
 
 static void request_token(struct api *a)

@@ -29,6 +29,13 @@ int api_call(struct api *a, const char *method, const char *path, const char *bo
              api_done_fn done, void *ctx, struct api_call **handle);
 void api_cancel(struct api_call *call);
 
+/* Parses an OAuth 2.0 token answer ({"access_token", "token_type": "Bearer",
+ * "expires_in"}). On success *token is a new string (the caller wipes and frees it) and
+ * *expires_in is in seconds, bounded to [1 s, 366 d]. -EBADMSG with err filled otherwise.
+ * Exposed for the fuzz target. */
+int api_token_parse(const char *body, size_t len, char **token, long *expires_in,
+                    struct ca_error *err);
+
 /* 1 when a token is held and still fresh. */
 int api_has_token(const struct api *a);
 /* Token requests made so far (for metrics and tests). */
