@@ -50,6 +50,7 @@ struct doctor {
         char proxy[300];               /* host:port of that proxy, credentials left out */
         char blocked[DOCTOR_TEXT_MAX]; /* why the server checks stop; "" while they run */
         char *token;                   /* the access token, wiped at the end */
+        int cert_requested;            /* the server asked for a client certificate */
 };
 
 /* One HTTP exchange (or one connect-only handshake). */
@@ -79,15 +80,17 @@ static void scrub(char *line, size_t size, const char *secret)
         size_t n = secret ? strlen(secret) : 0;
         if (n < DOCTOR_SECRET_MIN_LEN)
                 return;
-        char *p;
-        while ((p = strstr(line, secret)) != NULL) {
+        /* Search on after each replacement: the marker may itself contain the secret. */
+        for (char *p = strstr(line, secret); p; p = strstr(p, secret)) {
                 size_t tail = strlen(p + n);
                 if ((size_t)(p - line) + sizeof(marker) + tail > size) {
                         memset(p, '*', n);
+                        p += n;
                         continue;
                 }
                 memmove(p + sizeof(marker) - 1, p + n, tail + 1);
                 memcpy(p, marker, sizeof(marker) - 1);
+                p += sizeof(marker) - 1;
         }
 }
 
@@ -241,7 +244,9 @@ static void check_dns(struct doctor *d)
                 deadline.tv_sec++;
                 deadline.tv_nsec -= 1000000000L;
         }
-        while (rc == 0 && (rc = gai_error(&req)) == EAI_INPROGRESS) {
+        if (rc == 0)
+                rc = EAI_INPROGRESS;
+        while (rc == EAI_INPROGRESS && (rc = gai_error(&req)) == EAI_INPROGRESS) {
                 clock_gettime(CLOCK_MONOTONIC, &now);
                 struct timespec left = {deadline.tv_sec - now.tv_sec,
                                         deadline.tv_nsec - now.tv_nsec};
@@ -263,7 +268,7 @@ static void check_dns(struct doctor *d)
 
         if (rc == 0) {
                 char addrs[DOCTOR_TEXT_MAX] = "";
-                size_t shown = 0, total = 0;
+                size_t shown = 0;
                 for (struct addrinfo *ai = req.ar_result; ai; ai = ai->ai_next) {
                         char ip[INET6_ADDRSTRLEN];
                         const void *a =
@@ -272,7 +277,6 @@ static void check_dns(struct doctor *d)
                                 : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
                         if (!inet_ntop(ai->ai_family, a, ip, sizeof(ip)))
                                 continue;
-                        total++;
                         if (shown < DOCTOR_ADDRS_SHOWN && !strstr(addrs, ip)) {
                                 size_t l = strlen(addrs);
                                 snprintf(addrs + l, sizeof(addrs) - l, "%s%s", l ? ", " : "", ip);
@@ -340,6 +344,20 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *ctx)
                         x->date = t;
         }
         return n;
+}
+
+/* Spots the server's CertificateRequest among the handshake messages libcurl traces
+ * (TLS 1.3 completes the handshake before the server refuses a missing certificate, so
+ * the refusal only shows later, as a dropped connection). Prints nothing. */
+static int trace_cb(CURL *e, curl_infotype type, char *data, size_t size, void *ctx)
+{
+        struct doctor *d = ctx;
+        const unsigned char *p = (const unsigned char *)data;
+        enum { TLS_CERTIFICATE_REQUEST = 13 };
+        if (type == CURLINFO_SSL_DATA_IN && size >= 4 && p[0] == TLS_CERTIFICATE_REQUEST &&
+            ((size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]) == size - 4)
+                d->cert_requested = 1;
+        return 0;
 }
 
 static int xfer_init(struct doctor *d, struct xfer *x, const char *url)
@@ -591,11 +609,14 @@ static void report_tls_ok(struct doctor *d, CURL *e)
                 name_text(X509_get_issuer_name(c.certs[0]), issuer, sizeof(issuer));
                 time_text(X509_get0_notAfter(c.certs[0]), until, sizeof(until));
         }
-        report(d, V_OK, "TLS", NULL,
-               "certificate '%s' issued by '%s', valid until %s, verified with %s%s%s", subject,
+        int missing = d->cert_requested && !d->srv->client_cert;
+        report(d, missing ? V_WARN : V_OK, "TLS",
+               missing ? "If the server requires one, set client_cert and client_key" : NULL,
+               "certificate '%s' issued by '%s', valid until %s, verified with %s%s%s%s", subject,
                issuer, until, trust_source(d, trust, sizeof(trust)),
                d->srv->pinned_pubkey ? "; public key matches pinned_pubkey" : "",
-               d->srv->client_cert ? "; client certificate offered" : "");
+               d->srv->client_cert ? "; client certificate offered" : "",
+               missing ? "; the server asks for a client certificate and none is configured" : "");
         chain_clear(&c);
 }
 
@@ -754,8 +775,12 @@ static void check_connect(struct doctor *d)
                 return;
         }
         curl_easy_setopt(x.easy, CURLOPT_CONNECT_ONLY, 1L);
-        if (d->https)
+        if (d->https) {
                 curl_easy_setopt(x.easy, CURLOPT_CERTINFO, 1L);
+                curl_easy_setopt(x.easy, CURLOPT_DEBUGFUNCTION, trace_cb);
+                curl_easy_setopt(x.easy, CURLOPT_DEBUGDATA, d);
+                curl_easy_setopt(x.easy, CURLOPT_VERBOSE, 1L);
+        }
         xfer_perform(&x);
 
         char *ip = NULL;
@@ -812,10 +837,8 @@ static void check_connect(struct doctor *d)
         report(d, V_OK, "TCP", NULL, "connected to %s:%ld%s", ip && *ip ? ip : d->host,
                port ? port : d->port, via);
         if (!d->https) {
-                if (x.rc != CURLE_OK) {
-                        report(d, V_FAIL, "HTTP", NULL, "connection failed: %s", x.errbuf);
-                        block(d, "no connection");
-                }
+                /* The configuration allows plain http only to a loopback host. */
+                report(d, V_OK, "TLS", NULL, "not used: plain http to a loopback host");
         } else if (x.rc == CURLE_OK) {
                 report_tls_ok(d, x.easy);
         } else {
@@ -895,8 +918,8 @@ static void check_token(struct doctor *d)
         if (x.rc != CURLE_OK) {
                 report(d, V_SKIP, "Clock", NULL, "not checked: the token request got no answer");
                 report(d, V_FAIL, "Token",
-                       strstr(x.errbuf, "certificate required") ||
-                               strstr(x.errbuf, "handshake failure")
+                       (d->cert_requested && !s->client_cert) ||
+                               strstr(x.errbuf, "certificate required")
                            ? "The server asks for a client certificate: set client_cert and "
                              "client_key"
                            : "Check token_url and that the server answers there",

@@ -3,7 +3,11 @@ a healthy setup, and each kind of breakage is named by the check it belongs to, 
 hint, exit code 1, and never the client secret in the output."""
 import os
 import re
+import email.utils
+import http.server
+import json
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -15,6 +19,18 @@ from harness import SimServer, free_port, make_order, make_test_ca  # noqa: E402
 from agent_harness import Agent, wait_for  # noqa: E402
 
 SECRET = "test-secret"  # SimServer's client secret
+
+
+class _Url:
+    """What Agent needs of a server: its URL and client credentials."""
+
+    def __init__(self, url, workdir):
+        self.url = url
+        self.client_id = "agent@test"
+        self.secret_file = os.path.join(workdir, "fake.secret")
+        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(SECRET + "\n")
 
 
 def lines(out):
@@ -96,6 +112,48 @@ class ConnectProxy:
     def close(self):
         self.stopping = True
         self.sock.close()
+
+
+class SkewedServer:
+    """A plain-http stand-in for the identity server on loopback whose Date header runs
+    offset seconds ahead: the simulated server cannot lie about its clock."""
+
+    def __init__(self, offset, echo=False):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def date_time_string(self, timestamp=None):
+                return email.utils.formatdate(time.time() + offset, usegmt=True)
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                form = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if echo:  # a careless server that repeats the request in its error
+                    body = json.dumps({"error": "invalid_client",
+                                       "error_description": "bad: " + form.decode()}).encode()
+                    self.send_response(401)
+                else:
+                    body = json.dumps({"access_token": "tok", "token_type": "Bearer",
+                                       "expires_in": 3600}).encode()
+                    self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 class DoctorTest(unittest.TestCase):
@@ -188,7 +246,6 @@ class DoctorTest(unittest.TestCase):
     def test_hostname_mismatch(self):
         # A certificate from the right CA, for another name.
         d = os.path.join(self.dir, "tls")
-        import subprocess
         with open(os.path.join(d, "other.ext"), "w") as f:
             f.write("subjectAltName=DNS:idm.example.com\nbasicConstraints=CA:FALSE\n"
                     "extendedKeyUsage=serverAuth\n")
@@ -235,6 +292,65 @@ class DoctorTest(unittest.TestCase):
                 self.assertEqual(found[name][0], "skip", out)
             # The back-end does not depend on the server: still checked.
             self.assert_ok(found, "Back-end c1 (testbackend)", out)
+
+    def test_unresolvable_host(self):
+        with self.server() as server:
+            agent = self.agent(server, server_keys={
+                "url": "https://no-such-host.invalid:%d" % server.port})
+            rc, out, found = self.doctor(agent)
+            self.assertEqual(rc, 1, out)
+            self.assert_fail(found, "DNS", out)
+            self.assertIn("cannot resolve no-such-host.invalid: no such name", found["DNS"][1])
+            self.assertIn("HTTPS_PROXY", found["DNS"][1])
+            for name in ("TCP", "TLS", "Token", "Connector c1"):
+                self.assertEqual(found[name][0], "skip", out)
+
+    def test_client_certificate(self):
+        tls = {"cert": self.tls["cert"], "key": self.tls["key"], "ca": self.tls["ca"],
+               "client_ca": self.tls["ca"], "client_cert": self.tls["client_cert"],
+               "client_key": self.tls["client_key"]}
+        with SimServer(self.dir, connectors=("c1",), tls=tls) as server:
+            agent = self.agent(server)
+            rc, out, found = self.doctor(agent)
+            self.assertEqual(rc, 1, out)
+            self.assert_fail(found, "Token", out)
+            self.assertIn("client_cert", found["Token"][1])
+            self.assertEqual(found["TLS"][0], "WARN", out)
+            self.assertIn("asks for a client certificate", found["TLS"][1])
+            agent.server_keys.update(client_cert=self.tls["client_cert"],
+                                     client_key=self.tls["client_key"])
+            agent.write_config()
+            rc, out, found = self.doctor(agent)
+            self.assertEqual(rc, 0, out)
+            self.assertIn("client certificate offered", found["TLS"][1])
+
+    def test_clock_skew(self):
+        for offset, verdict, code in ((600, "FAIL", 1), (-150, "WARN", 0), (20, "ok", 0)):
+            fake = SkewedServer(offset)
+            try:
+                agent = Agent(self.dir, _Url(fake.url, self.dir))
+                rc, out, found = self.doctor(agent)
+            finally:
+                fake.close()
+            self.assertEqual(found["Clock"][0], verdict, out)
+            self.assertEqual(rc, code, out)
+            if offset > 60:
+                self.assertIn("%d s behind the server" % offset, found["Clock"][1])
+                self.assertIn("timedatectl", found["Clock"][1])
+            self.assert_ok(found, "Token", out)
+            self.assert_ok(found, "Connector c1", out)
+
+    def test_secret_echoed_by_server_not_printed(self):
+        fake = SkewedServer(0, echo=True)
+        try:
+            agent = Agent(self.dir, _Url(fake.url, self.dir))
+            rc, out, found = self.doctor(agent)  # asserts the secret is absent
+        finally:
+            fake.close()
+        self.assertEqual(rc, 1, out)
+        self.assert_fail(found, "Token", out)
+        self.assertIn("client_id=agent%40test", found["Token"][1])
+        self.assertIn("client_secret=(secret)", found["Token"][1])
 
     def test_wrong_secret_refused(self):
         with self.server() as server:
