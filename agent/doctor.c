@@ -993,6 +993,44 @@ out:
 
 /* --- 6. ProvisioningData, read only --- */
 
+/* Prepares the read of one page of one order (PageSize=1) with the token; *auth is the
+ * header line holding the token, for the caller to wipe. */
+static int data_request(struct doctor *d, const char *connector, struct xfer *x, char **auth)
+{
+        char *id = NULL, *version = NULL, *path = NULL, *url = NULL;
+        int rc = -ENOMEM;
+        *auth = NULL;
+        if (xfer_init(d, x, "") < 0)
+                goto out;
+        id = curl_easy_escape(x->easy, connector, 0);
+        version = curl_easy_escape(x->easy, d->srv->api_version, 0);
+        if (!id || !version ||
+            asprintf(&path,
+                     "/api/Connectors/Provisioning/ProvisioningData/%s?api-version=%s&PageSize=1",
+                     id, version) < 0) {
+                path = NULL;
+                goto out;
+        }
+        url = server_url(d, path);
+        if (!url || asprintf(auth, "Authorization: Bearer %s", d->token) < 0) {
+                *auth = NULL;
+                goto out;
+        }
+        x->headers = curl_slist_append(x->headers, "Accept: application/json");
+        if (x->headers)
+                x->headers = curl_slist_append(x->headers, *auth);
+        if (!x->headers || curl_easy_setopt(x->easy, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers) != CURLE_OK)
+                goto out;
+        rc = 0;
+out:
+        curl_free(id);
+        curl_free(version);
+        free(path);
+        free(url);
+        return rc;
+}
+
 static void check_connector_api(struct doctor *d, const struct ca_config_connector *conn)
 {
         char name[300];
@@ -1002,27 +1040,12 @@ static void check_connector_api(struct doctor *d, const struct ca_config_connect
                 return;
         }
         struct xfer x;
-        char *id = NULL, *path = NULL, *url = NULL, *auth = NULL;
+        char *auth = NULL;
         json_t *root = NULL;
-        if (xfer_init(d, &x, "") < 0)
-                goto oom;
-        id = curl_easy_escape(x.easy, conn->name, 0);
-        char *version = curl_easy_escape(x.easy, d->srv->api_version, 0);
-        if (id && version &&
-            asprintf(&path,
-                     "/api/Connectors/Provisioning/ProvisioningData/%s?api-version=%s&PageSize=1",
-                     id, version) < 0)
-                path = NULL;
-        curl_free(version);
-        url = path ? server_url(d, path) : NULL;
-        if (!url || asprintf(&auth, "Authorization: Bearer %s", d->token) < 0) {
-                auth = NULL;
-                goto oom;
+        if (data_request(d, conn->name, &x, &auth) < 0) {
+                report(d, V_FAIL, name, NULL, "cannot build the request: out of memory");
+                goto out;
         }
-        curl_easy_setopt(x.easy, CURLOPT_URL, url);
-        x.headers = curl_slist_append(x.headers, "Accept: application/json");
-        x.headers = curl_slist_append(x.headers, auth);
-        curl_easy_setopt(x.easy, CURLOPT_HTTPHEADER, x.headers);
         xfer_perform(&x);
 
         if (x.rc != CURLE_OK) {
@@ -1074,18 +1097,12 @@ static void check_connector_api(struct doctor *d, const struct ca_config_connect
                        "ProvisioningData answered HTTP %ld", x.status);
                 break;
         }
-        goto out;
-oom:
-        report(d, V_FAIL, name, NULL, "cannot build the request: out of memory");
 out:
         json_decref(root);
         if (auth) {
                 explicit_bzero(auth, strlen(auth));
                 free(auth);
         }
-        curl_free(id);
-        free(path);
-        free(url);
         xfer_free(&x);
 }
 
