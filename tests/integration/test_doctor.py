@@ -3,6 +3,7 @@ a healthy setup, and each kind of breakage is named by the check it belongs to, 
 hint, exit code 1, and never the client secret in the output."""
 import os
 import re
+import calendar
 import email.utils
 import http.server
 import json
@@ -243,29 +244,44 @@ class DoctorTest(unittest.TestCase):
             self.assertEqual([r for r in server.requests() if r["path"].startswith("/connect")
                               or r["path"].startswith("/api")], [])
 
-    def test_hostname_mismatch(self):
-        # A certificate from the right CA, for another name.
+    def leaf(self, name, san, days):
+        """A server certificate from the test CA: returns SimServer's tls dict."""
         d = os.path.join(self.dir, "tls")
-        with open(os.path.join(d, "other.ext"), "w") as f:
-            f.write("subjectAltName=DNS:idm.example.com\nbasicConstraints=CA:FALSE\n"
-                    "extendedKeyUsage=serverAuth\n")
-        for args in (["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=idm.example.com",
-                      "-keyout", "other.key", "-out", "other.csr"],
-                     ["x509", "-req", "-in", "other.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                      "-CAcreateserial", "-days", "2", "-extfile", "other.ext", "-out",
-                      "other.pem"]):
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                    "extendedKeyUsage=serverAuth\n" % san)
+        for args in (["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + name,
+                      "-keyout", name + ".key", "-out", name + ".csr"],
+                     ["x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                      "-CAcreateserial", "-days", str(days), "-extfile", name + ".ext",
+                      "-out", name + ".pem"]):
             subprocess.run(["openssl"] + args, cwd=d, check=True, timeout=60,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.chmod(os.path.join(d, "other.key"), 0o600)
-        with SimServer(self.dir, connectors=("c1",),
-                       tls={"cert": os.path.join(d, "other.pem"),
-                            "key": os.path.join(d, "other.key")}) as server:
+        os.chmod(os.path.join(d, name + ".key"), 0o600)
+        return {"cert": os.path.join(d, name + ".pem"), "key": os.path.join(d, name + ".key")}
+
+    def test_hostname_mismatch(self):
+        tls = self.leaf("idm.example.com", "DNS:idm.example.com", 2)
+        with SimServer(self.dir, connectors=("c1",), tls=tls) as server:
             agent = self.agent(server)
             rc, out, found = self.doctor(agent)
             self.assertEqual(rc, 1, out)
             self.assert_fail(found, "TLS", out)
             self.assertIn("hostname mismatch", found["TLS"][1])
-            self.assertIn("idm.example.com", found["TLS"][1])
+            self.assertIn("valid for idm.example.com, not for 127.0.0.1", found["TLS"][1])
+
+    def test_expired_certificate(self):
+        tls = self.leaf("expired", "IP:127.0.0.1", -1)  # notAfter a day before notBefore
+        with SimServer(self.dir, connectors=("c1",), tls=tls) as server:
+            agent = self.agent(server)
+            rc, out, found = self.doctor(agent)
+            self.assertEqual(rc, 1, out)
+            self.assert_fail(found, "TLS", out)
+            m = re.search(r"certificate 'expired' expired on (\S+ \S+) UTC", found["TLS"][1])
+            self.assertIsNotNone(m, out)
+            ended = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%d %H:%M"))
+            self.assertLess(abs(time.time() - 86400 - ended), 600, out)
+            self.assertIn("clock", found["TLS"][1])
 
     def test_pinned_key_mismatch(self):
         with self.server() as server:
