@@ -51,6 +51,7 @@ struct doctor {
         char blocked[DOCTOR_TEXT_MAX]; /* why the server checks stop; "" while they run */
         char *token;                   /* the access token, wiped at the end */
         int cert_requested;            /* the server asked for a client certificate */
+        char *secret_escaped; /* the secret as it travels in a form, scrubbed from output too */
 };
 
 /* One HTTP exchange (or one connect-only handshake). */
@@ -117,6 +118,7 @@ static void report(struct doctor *d, enum verdict v, const char *name, const cha
         else
                 snprintf(line, sizeof(line), "%s %s: %s", tags[v], name, detail);
         scrub(line, sizeof(line), d->srv->client_secret);
+        scrub(line, sizeof(line), d->secret_escaped);
         if (d->token)
                 scrub(line, sizeof(line), d->token);
         printf("%s\n", line);
@@ -803,6 +805,10 @@ static void check_connect(struct doctor *d)
         /* libcurl names the peer once the TCP connection stands (the proxy's address when
          * it tunnels), and leaves it empty when the connection failed. */
         int tcp_ok = x.rc == CURLE_OK || (ip && *ip && (!tunnel || tunnel == 200));
+        /* A proxy that drops the tunnel request without an answer (it could not reach the
+         * server either) leaves no status behind, only libcurl's words. */
+        if (d->proxy_var && !tunnel && x.rc != CURLE_OK && strstr(x.errbuf, "CONNECT"))
+                tcp_ok = 0;
         if (x.rc == CURLE_COULDNT_RESOLVE_PROXY) {
                 report(d, V_FAIL, "TCP", "Check the proxy's name in that variable",
                        "cannot resolve the proxy %s named by %s: %s", d->proxy, d->proxy_var,
@@ -817,15 +823,23 @@ static void check_connect(struct doctor *d)
                        d->proxy_var ? d->proxy_var : "environment", d->host, d->port, tunnel);
         } else if (!tcp_ok) {
                 const char *hint =
-                    x.rc == CURLE_OPERATION_TIMEDOUT
+                    d->proxy_var && strstr(x.errbuf, "CONNECT")
+                        ? "The proxy did not open the tunnel: it may not resolve or reach the "
+                          "server; check with its administrators, or NO_PROXY if the server is "
+                          "reached directly"
+                    : x.rc == CURLE_OPERATION_TIMEDOUT
                         ? "No answer at all: a firewall drops the packets, or the host is down; "
                           "check routes and firewall rules for this port"
                     : x.rc == CURLE_COULDNT_RESOLVE_HOST
                         ? "Check the host name in [server] url and this host's resolver"
                         : "Nothing accepts connections there: check the port in [server] url, "
                           "that the server runs, and firewall rules";
+                if (d->proxy_var)
+                        snprintf(via, sizeof(via),
+                                 " through the proxy %s (%s), unless NO_PROXY excludes %s",
+                                 d->proxy, d->proxy_var, d->host);
                 report(d, V_FAIL, "TCP", hint, "cannot connect to %s:%ld%s: %s", d->host, d->port,
-                       d->proxy_var ? via : "", x.errbuf);
+                       via, x.errbuf);
         }
         if (!tcp_ok || tunnel >= 300 || x.rc == CURLE_COULDNT_RESOLVE_PROXY) {
                 block(d, "no connection to %s:%ld", d->host, d->port);
@@ -1167,6 +1181,8 @@ int doctor_run(const struct ca_config *cfg)
                 fprintf(stderr, "connector-agent: cannot initialise libcurl\n");
                 return 1;
         }
+        if (cfg->server.client_secret)
+                d.secret_escaped = curl_easy_escape(NULL, cfg->server.client_secret, 0);
         printf("connector-agent doctor: configuration %s, server %s, %zu connector(s)\n",
                cfg->path ? cfg->path : "(environment)", cfg->server.url, cfg->connector_count);
         if (parse_server_url(&d) < 0) {
@@ -1192,6 +1208,10 @@ int doctor_run(const struct ca_config *cfg)
         if (d.token) {
                 explicit_bzero(d.token, strlen(d.token));
                 free(d.token);
+        }
+        if (d.secret_escaped) {
+                explicit_bzero(d.secret_escaped, strlen(d.secret_escaped));
+                curl_free(d.secret_escaped);
         }
         curl_global_cleanup();
         return d.failures ? 1 : 0;

@@ -14,10 +14,11 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import SimServer, free_port, make_order, make_test_ca  # noqa: E402
-from agent_harness import Agent, wait_for  # noqa: E402
+from agent_harness import Agent  # noqa: E402
 
 SECRET = "test-secret"  # SimServer's client secret
 
@@ -25,13 +26,13 @@ SECRET = "test-secret"  # SimServer's client secret
 class _Url:
     """What Agent needs of a server: its URL and client credentials."""
 
-    def __init__(self, url, workdir):
+    def __init__(self, url, workdir, secret=SECRET):
         self.url = url
         self.client_id = "agent@test"
         self.secret_file = os.path.join(workdir, "fake.secret")
         fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(SECRET + "\n")
+            f.write(secret + "\n")
 
 
 def lines(out):
@@ -224,6 +225,26 @@ class DoctorTest(unittest.TestCase):
         finally:
             proxy.close()
 
+    def test_proxy_cannot_reach_the_server(self):
+        proxy = ConnectProxy()
+        try:
+            with self.server() as server:
+                agent = self.agent(server, server_keys={
+                    "url": "https://no-such-host.invalid:%d" % server.port})
+                rc, out, found = self.doctor(
+                    agent, env={"https_proxy": "127.0.0.1:%d" % proxy.port})
+                self.assertEqual(rc, 1, out)
+                # Behind a proxy a name that does not resolve here is no failure yet.
+                self.assertEqual(found["DNS"][0], "WARN", out)
+                self.assertIn("the proxy 127.0.0.1:%d (https_proxy) resolves it" % proxy.port,
+                              found["DNS"][1])
+                self.assert_fail(found, "TCP", out)
+                self.assertIn("through the proxy 127.0.0.1:%d" % proxy.port, found["TCP"][1])
+                self.assertIn("The proxy did not open the tunnel", found["TCP"][1])
+                self.assertEqual(found["Token"][0], "skip", out)
+        finally:
+            proxy.close()
+
     def test_wrong_ca_names_the_issuer(self):
         other = make_test_ca(os.path.join(self.dir, "other"))
         with self.server() as server:
@@ -357,16 +378,19 @@ class DoctorTest(unittest.TestCase):
             self.assert_ok(found, "Connector c1", out)
 
     def test_secret_echoed_by_server_not_printed(self):
-        fake = SkewedServer(0, echo=True)
-        try:
-            agent = Agent(self.dir, _Url(fake.url, self.dir))
-            rc, out, found = self.doctor(agent)  # asserts the secret is absent
-        finally:
-            fake.close()
-        self.assertEqual(rc, 1, out)
-        self.assert_fail(found, "Token", out)
-        self.assertIn("client_id=agent%40test", found["Token"][1])
-        self.assertIn("client_secret=(secret)", found["Token"][1])
+        for secret in (SECRET, "p@ss w/rd+%&="):
+            fake = SkewedServer(0, echo=True)
+            try:
+                agent = Agent(self.dir, _Url(fake.url, self.dir, secret))
+                rc, out, found = self.doctor(agent)
+            finally:
+                fake.close()
+            self.assertEqual(rc, 1, out)
+            self.assert_fail(found, "Token", out)
+            self.assertIn("client_id=agent%40test", found["Token"][1])
+            self.assertIn("client_secret=(secret)&scope", found["Token"][1])
+            self.assertNotIn(secret, out)
+            self.assertNotIn(urllib.parse.quote(secret, safe=""), out)
 
     def test_wrong_secret_refused(self):
         with self.server() as server:
