@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "doctor.h"
 #include "log.h"
 
 extern char **environ;
@@ -33,6 +34,8 @@ static void usage(FILE *out)
             "       connector-agent [OPTIONS] journal list [pending|unreported|all]\n"
             "       connector-agent [OPTIONS] journal resolve CONNECTOR KEY executed|errored "
             "MESSAGE\n"
+            "       connector-agent [OPTIONS] doctor    diagnose the path to the server and "
+            "targets\n"
             "\n"
             "Polls an identity server for provisioning orders, applies them to the configured\n"
             "targets and reports the results.\n"
@@ -228,6 +231,8 @@ int main(int argc, char **argv)
                 int rc = EXIT_USAGE;
                 if (strcmp(argv[optind], "journal") == 0)
                         rc = run_journal_command(cfg, argc - optind - 1, argv + optind + 1);
+                else if (strcmp(argv[optind], "doctor") == 0)
+                        rc = doctor_run(cfg);
                 else
                         usage(stderr);
                 config_free(cfg);
