@@ -5,7 +5,7 @@
 #
 # The package is meant for a /usr prefix (plug-ins in /usr/lib/<multiarch>/..., the
 # example in /etc): configure with -DCMAKE_INSTALL_PREFIX=/usr before running
-# `cpack -G DEB`. The DEB generator refuses another prefix (packaging/cpack_project.cmake).
+# `cpack -G DEB`. The DEB generator refuses another prefix (packaging/debian/cpack-project.cmake).
 
 set(CA_PKG_SRC ${CMAKE_CURRENT_LIST_DIR})
 set(CA_PKG_NAME connector-agent)
@@ -121,5 +121,5 @@ install(FILES ${CMAKE_BINARY_DIR}/debian/changelog.Debian.gz ${CA_PKG_SRC}/debia
 install(FILES ${CA_PKG_SRC}/debian/lintian-overrides
   DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/lintian/overrides RENAME ${CA_PKG_NAME})
 
-set(CPACK_PROJECT_CONFIG_FILE ${CA_PKG_SRC}/cpack_project.cmake)
+set(CPACK_PROJECT_CONFIG_FILE ${CA_PKG_SRC}/debian/cpack-project.cmake)
 include(CPack)
