@@ -91,8 +91,10 @@ class DebianPackage(unittest.TestCase):
             print("packaging/agent.conf.example is missing: building from a copy of the "
                   "sources with a stand-in example", file=sys.stderr)
             cls.src = os.path.join(cls.tmp, "src")
-            shutil.copytree(SOURCE, cls.src, symlinks=True, ignore=shutil.ignore_patterns(
-                ".git", "build", "build-*", "build*"))
+            def skip(directory, names):  # build trees at the top, and git's file
+                top = os.path.samefile(directory, SOURCE)
+                return [n for n in names if n == ".git" or (top and n.startswith("build"))]
+            shutil.copytree(SOURCE, cls.src, symlinks=True, ignore=skip)
             cls.example = os.path.join(cls.src, "packaging", "agent.conf.example")
             with open(cls.example, "w") as f:
                 f.write("# stand-in example written by test_deploy_package.py\n"
