@@ -44,6 +44,10 @@ foreach(page ${CA_MAN_PAGES})
 endforeach()
 add_custom_target(ca_man_pages ALL DEPENDS ${CA_MAN_OUTPUTS})
 
+# /etc/connector-agent belongs to the package even without the example: the operator
+# puts agent.conf and the client secret there.
+install(DIRECTORY DESTINATION ${CA_CONFDIR})
+
 # The example configuration is written by another part of the project; it is packaged
 # when it is there at configure time.
 set(CA_EXAMPLE_CONF ${CA_PKG_SRC}/agent.conf.example)
@@ -80,8 +84,9 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# The maintainer scripts call systemd-sysusers (from systemd) or useradd (passwd).
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd | passwd")
+# The maintainer scripts call systemd-sysusers (from systemd) or useradd (passwd); the
+# unit's ExecReload runs /bin/kill (procps, missing from minimal and container systems).
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd | passwd, procps")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 set(CPACK_GENERATOR DEB)

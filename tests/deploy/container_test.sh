@@ -19,7 +19,6 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
-cache=${CA_CONTAINER_CACHE:-/var/tmp/connector-agent-container}
 image=localhost/connector-agent:test
 name=ca-container-test-$$
 stop_timeout=45
@@ -28,10 +27,6 @@ fail() {
   echo "FAIL: $*" >&2
   exit 1
 }
-for tool in podman runc; do
-  command -v "$tool" >/dev/null || fail "$tool not installed (apt-get install podman runc debootstrap)"
-done
-
 work=$(mktemp -d)
 cleanup() {
   podman rm -f "$name" >/dev/null 2>&1 || true
@@ -39,45 +34,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-# This machine's settings for podman (see the project's RECIPES: crun refuses hybrid
-# cgroups, and podman's default open-file limit is above what root may set here).
-cat >"$work/containers.conf" <<'CONF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-export CONTAINERS_CONF=$work/containers.conf
-
-# Without systemd as PID 1, podman cannot arm health-check timers and says so on every
-# run; `podman healthcheck run` below runs the check by hand instead.
-podman() {
-  command podman "$@" 2> >(grep -v 'systemd connection' >&2)
-}
-
-base=${CA_CONTAINER_BASE:-}
-if [ -z "$base" ]; then
-  base=localhost/bookworm-minbase:latest
-  if ! podman image exists "$base"; then
-    mkdir -p "$cache"
-    tarball=$cache/bookworm-minbase.tar
-    if [ ! -s "$tarball" ]; then
-      command -v debootstrap >/dev/null || fail "debootstrap not installed"
-      mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
-      [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list)
-      [ -n "$mirror" ] || fail "no Debian mirror found in the apt sources"
-      echo "== debootstrap bookworm from $mirror"
-      debootstrap --variant=minbase bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-        { tail -20 "$work/debootstrap.log" >&2; fail "debootstrap"; }
-      tar -C "$work/rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
-      rm -rf "$work/rootfs"
-    fi
-    podman import "$tarball" "$base" >/dev/null
-  fi
-fi
+. "$src/tests/deploy/podman_common.sh"
+ca_podman_setup
+base=$(ca_base_image)
+[ -n "$base" ] || fail "no base image"
 
 echo "== podman build (base $base)"
 start=$(date +%s)

@@ -35,7 +35,7 @@ rm -f "$root.install.log"
 unit=$root/usr/lib/systemd/system/$unit_name
 [ -f "$unit" ] || fail "the install did not stage $unit_name in usr/lib/systemd/system"
 [ -x "$root/usr/sbin/connector-agent" ] || fail "the install did not stage usr/sbin/connector-agent"
-# ExecReload runs the target system's kill(1); stage it too, as the base system has it.
+# ExecReload runs /bin/kill (procps, a dependency of the package): stage it too.
 mkdir -p "$root/bin"
 kill_bin=$(type -P kill) || fail "no kill(1) executable (Debian: procps)"
 cp "$kill_bin" "$root/bin/kill"

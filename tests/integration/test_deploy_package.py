@@ -29,7 +29,8 @@ DPKG_LOCK_WAIT = 120  # seconds to wait for another dpkg/apt to finish
 PLUGINS = ("sql.so", "exec.so", "file.so")
 # The shared libraries the binary and plug-ins link: shlibdeps must name their packages.
 EXPECTED_DEPENDS = ("libc6", "libcurl4", "libevent-2.1-7", "libjansson4", "libsqlite3-0",
-                    "libssl3", "libsystemd0", "libinih1")
+                    "libssl3", "libsystemd0", "libinih1",
+                    "procps")  # /bin/kill, the unit's ExecReload
 
 
 def run(cmd, check=True, timeout=BUILD_TIMEOUT, **kw):
@@ -139,6 +140,9 @@ class DebianPackage(unittest.TestCase):
         ]
         for p in expected:
             self.assertIn(p, self.paths, "%s missing from the package:\n%s" % (p, self.contents))
+        # The package owns the configuration directory, so that systemd never creates it
+        # (ConfigurationDirectory= would make it the service user's).
+        self.assertIn("/etc/connector-agent/", self.paths)
         for so in PLUGINS:
             self.assertEqual(len(self.find(r"/usr/lib/[^/]+/connector-agent/backends/" + re.escape(so))),
                              1, "plug-in %s missing:\n%s" % (so, self.contents))
@@ -280,9 +284,11 @@ class DebianPackage(unittest.TestCase):
             self.assertEqual(pw.pw_shell, "/usr/sbin/nologin")
             self.assertEqual(grp.getgrgid(pw.pw_gid).gr_name, USER)
             self.assertLess(pw.pw_uid, 1000, "not a system user")
+            # Root's, readable by the agent (the file holds no secret: they come from
+            # credentials); the mode systemd's ConfigurationDirectory= expects.
             st = os.stat(CONF_DIR)
-            self.assertEqual(oct(st.st_mode & 0o7777), oct(0o750))
-            self.assertEqual((st.st_uid, st.st_gid), (0, pw.pw_gid))
+            self.assertEqual(oct(st.st_mode & 0o7777), oct(0o755))
+            self.assertEqual((st.st_uid, st.st_gid), (0, 0))
             # Neither enabled nor started.
             self.assertFalse(os.path.lexists(
                 "/etc/systemd/system/multi-user.target.wants/connector-agent.service"))
