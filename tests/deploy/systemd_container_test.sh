@@ -6,8 +6,9 @@
 # Usage (as root, Debian 12): tests/deploy/systemd_container_test.sh
 #   CA_CONTAINER_BASE / CA_CONTAINER_CACHE: see tests/deploy/podman_common.sh
 #   CA_HARNESS_DIR: where harness.py (SimServer) is, default tests/integration
-#   CA_SIM_RESOURCE_TYPE: the ResourceType.Identifier of the generated orders, when
-#     the harness does not say (SimServer.resource_type)
+#   CA_SIMSERVER_BIN: the simulated server, when not in build/ (see harness.py)
+#   CA_SIM_RESOURCE_TYPE: the ResourceType.Identifier of the generated orders (default
+#     User, ca-simserver's)
 # Needs: podman runc debootstrap, cmake and the build dependencies, dpkg-dev, python3.
 #
 # Checks, with the unit's whole sandbox in force: the package installs (creating the
@@ -24,7 +25,7 @@ harness_dir=${CA_HARNESS_DIR:-$src/tests/integration}
 image=localhost/connector-agent-systemd:test
 name=ca-systemd-test-$$
 orders=20
-default_resource_type=TestResource # as in tests/integration/test_deploy_container_env.py
+default_resource_type=User # what ca-simserver --generate makes
 
 fail() {
   echo "FAIL: $*" >&2
@@ -73,16 +74,22 @@ work, orders, default_rt = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 srv = SimServer(os.path.join(work, "server"), connectors=("c1",), generate=orders,
                 generate_connector="c1")
 srv.start()
-rt = getattr(srv, "resource_type", None) or os.environ.get("CA_SIM_RESOURCE_TYPE", default_rt)
+rt = os.environ.get("CA_SIM_RESOURCE_TYPE", default_rt)
 with open(srv.secret_file) as f:
     secret = f.read().strip()
 with open(os.path.join(work, "server.json.tmp"), "w") as f:
     json.dump({"url": srv.url, "client_id": srv.client_id, "secret": secret,
                "resource_type": rt}, f)
 os.rename(os.path.join(work, "server.json.tmp"), os.path.join(work, "server.json"))
-signal.signal(signal.SIGTERM, lambda *a: (srv.stop(), sys.exit(0)))
-while True:
-    time.sleep(1)
+stopping = []
+signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
+while not stopping:
+    time.sleep(0.2)
+# What the server saw, for the script's last checks; stop() raises when it failed.
+state = srv.state()
+with open(os.path.join(work, "final.json"), "w") as f:
+    json.dump({"received": state["received"], "violations": state["violations"]}, f)
+srv.stop()
 PY
 python3 "$work/server.py" "$harness_dir" "$work" "$orders" "$default_resource_type" \
   >"$work/server.log" 2>&1 &
@@ -190,4 +197,14 @@ cx getent passwd connector-agent >/dev/null && fail "user left"
 cx test -f /etc/connector-agent/client_secret || fail "the operator's secret was removed"
 echo "purged: stopped, state, enablement and user gone; the operator's files kept"
 cx journalctl -u connector-agent --no-pager | grep -v "Executed:" | tail -n 8
+
+echo "== the server's view"
+kill "$server_pid"
+wait "$server_pid" || { cat "$work/server.log" >&2; fail "the simulated server failed"; }
+server_pid=
+received=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["received"])' "$work/final.json")
+violations=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["violations"])' "$work/final.json")
+[ "$received" -eq "$orders" ] || fail "the server received $received results, not $orders"
+[ "$violations" = "[]" ] || fail "protocol violations: $violations"
+echo "$received results received, no protocol violation"
 echo "PASS"

@@ -25,22 +25,14 @@ BACKENDS = os.environ.get("CA_BACKEND_BUILD_DIR")
 UID = GID = 10001          # the image's user (packaging/docker/Dockerfile)
 ORDERS = 20
 CONNECTOR = "c1"
-# The ResourceType.Identifier of the orders the simulated server generates; the harness
-# names it when it can.
-DEFAULT_RESOURCE_TYPE = "TestResource"
+# The ResourceType.Identifier of the orders ca-simserver --generate makes (its default,
+# as harness.make_order's).
+RESOURCE_TYPE = "User"
 SHUTDOWN_DEADLINE_S = 10
 FAREWELL_S = 5             # AGENT_FAREWELL_TIMEOUT_MS in agent/agent.c
 PROCESS_TIMEOUT_S = 90     # for all orders to be applied and their results delivered
 # Variables a sanitizer build needs to pass on; nothing else of the test's environment.
 PASS_THROUGH = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "PATH")
-
-
-def resource_type(server):
-    for attr in ("resource_type", "generate_resource_type"):
-        value = getattr(server, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return os.environ.get("CA_SIM_RESOURCE_TYPE", DEFAULT_RESOURCE_TYPE)
 
 
 class ContainerEnvironment(unittest.TestCase):
@@ -65,7 +57,7 @@ class ContainerEnvironment(unittest.TestCase):
     def environment(self):
         with open(self.server.secret_file) as f:
             secret = f.read().strip()
-        rt = resource_type(self.server)
+        rt = RESOURCE_TYPE
         env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
         env.update({
             "HOME": "/nonexistent",
@@ -168,6 +160,14 @@ class ContainerEnvironment(unittest.TestCase):
         unreported = self.run_agent(["journal", "list", "unreported"], env)
         self.assertEqual(unreported.returncode, 0, unreported.stdout + unreported.stderr)
         self.assertIn("0 unreported entries", unreported.stdout, unreported.stdout)
+        # The server's side: every result received, and nothing the protocol forbids.
+        state = self.server.state()
+        self.assertEqual(state["received"], ORDERS, state)
+        self.assertEqual(self.server.violations(), [])
+        beats = self.server.heartbeats()
+        self.assertTrue(beats, "no heartbeat")
+        self.assertEqual(beats[-1].get("Status"), "DISCONNECTED",
+                         "no DISCONNECTED heartbeat on SIGTERM: %r" % beats[-1])
         # Everything the agent wrote is the agent's uid's, in the volume only.
         for name in os.listdir(self.volume):
             self.assertEqual(os.stat(os.path.join(self.volume, name)).st_uid, UID, name)
