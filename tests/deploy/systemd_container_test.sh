@@ -12,12 +12,13 @@
 # Needs: podman runc debootstrap, cmake and the build dependencies, dpkg-dev, python3.
 #
 # Checks, with the unit's whole sandbox in force: the package installs (creating the
-# user, starting nothing); `systemctl start` returns once the agent is READY; every
-# order is applied (file back-end, in the state directory) and every result delivered;
-# the agent runs as connector-agent with no capabilities, no_new_privs and a seccomp
-# filter; `systemctl reload` works; `systemctl stop` ends it with status 0 within
-# TimeoutStopSec; a configuration error (exit 3) is not restarted; `dpkg --purge`
-# stops an enabled service and removes its state, its enablement and its user.
+# user, starting nothing); a configuration error (exit 3) is not restarted;
+# `systemctl start` returns once the agent is READY; every order is applied (file
+# back-end, in the state directory) and every result delivered; the agent runs as
+# connector-agent with no capabilities, no_new_privs and a seccomp filter; it pings
+# the watchdog; `systemctl reload` works; `systemctl stop` ends it with status 0;
+# `dpkg --purge` stops an enabled service and removes its state, its enablement and its
+# user; the server saw no protocol violation.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -167,6 +168,17 @@ grep -q "^NoNewPrivs:[[:space:]]*1$" <<<"$status" || fail "no_new_privs is not s
 grep -q "^Seccomp:[[:space:]]*2$" <<<"$status" || fail "no seccomp filter"
 [ "$(cx stat -c %U "/proc/$pid")" = connector-agent ] || fail "not running as connector-agent"
 echo "runs as connector-agent: no capabilities, no_new_privs, seccomp filter"
+
+# The watchdog: systemd stamps every WATCHDOG=1; the agent pings at least every half
+# of WatchdogSec (60 s), so a new stamp must come within 35 s.
+wd0=$(cx systemctl show connector-agent -p WatchdogTimestampMonotonic --value)
+for _ in $(seq 175); do
+  wd1=$(cx systemctl show connector-agent -p WatchdogTimestampMonotonic --value)
+  [ "$wd1" != "$wd0" ] && break
+  sleep 0.2
+done
+[ "$wd1" != "$wd0" ] || fail "no watchdog ping within 35 s"
+echo "watchdog pinged"
 
 cx systemctl reload connector-agent || fail "systemctl reload"
 [ "$(cx systemctl is-active connector-agent)" = active ] || fail "not active after reload"
