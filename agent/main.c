@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "doctor.h"
+#include "healthcheck.h"
 #include "log.h"
 
 extern char **environ;
@@ -36,6 +37,8 @@ static void usage(FILE *out)
             "MESSAGE\n"
             "       connector-agent [OPTIONS] doctor    diagnose the path to the server and "
             "targets\n"
+            "       connector-agent [OPTIONS] healthcheck [--ready]   ask the running agent's "
+            "status endpoint\n"
             "\n"
             "Polls an identity server for provisioning orders, applies them to the configured\n"
             "targets and reports the results.\n"
@@ -233,6 +236,9 @@ int main(int argc, char **argv)
                         rc = run_journal_command(cfg, argc - optind - 1, argv + optind + 1);
                 else if (strcmp(argv[optind], "doctor") == 0)
                         rc = doctor_run(cfg);
+                else if (strcmp(argv[optind], "healthcheck") == 0)
+                        rc = healthcheck_run(cfg, optind + 1 < argc &&
+                                                      strcmp(argv[optind + 1], "--ready") == 0);
                 else
                         usage(stderr);
                 config_free(cfg);

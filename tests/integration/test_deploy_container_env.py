@@ -74,6 +74,7 @@ class ContainerEnvironment(unittest.TestCase):
             "CONNECTOR_AGENT_CONNECTOR_C1_STATE_FILE": self.state_file,
             "CONNECTOR_AGENT_CONNECTOR_C1_POLL_INTERVAL": "1s",
             "CONNECTOR_AGENT_RESOURCE_TYPES": rt,
+            "CONNECTOR_AGENT_AGENT_STATUS_PORT": str(self.status_port),
         })
         rt_prefix = "CONNECTOR_AGENT_RESOURCE_TYPE_" + "".join(
             c.upper() if c.isascii() and c.isalnum() else "_" for c in rt) + "_"
@@ -96,6 +97,8 @@ class ContainerEnvironment(unittest.TestCase):
             return []
 
     def test_env_only_non_root_processes_orders_and_stops_on_sigterm(self):
+        from harness import free_port
+        self.status_port = free_port()
         env = self.environment()
 
         check = self.run_agent(["--check-config"], env)
@@ -127,6 +130,11 @@ class ContainerEnvironment(unittest.TestCase):
         with open("/proc/%d/status" % agent.pid) as f:
             uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
         self.assertEqual(uids, [str(UID)] * 4)
+        # The image's HEALTHCHECK: the agent's own probe of its status endpoint.
+        for args in (["healthcheck"], ["healthcheck", "--ready"]):
+            probe = self.run_agent(args, env)
+            self.assertEqual(probe.returncode, 0, probe.stdout + probe.stderr)
+            self.assertIn(" 200 ", probe.stdout)
 
         # Give the reporter a moment to deliver the last results, then stop.
         time.sleep(3)
@@ -145,6 +153,8 @@ class ContainerEnvironment(unittest.TestCase):
         self.assertLess(took, SHUTDOWN_DEADLINE_S + FAREWELL_S,
                         "SIGTERM took %.1f s (deadline %d s + %d s)"
                         % (took, SHUTDOWN_DEADLINE_S, FAREWELL_S))
+        # Nothing answers any more: the health check says so.
+        self.assertEqual(self.run_agent(["healthcheck"], env).returncode, 1)
         # Logs on stderr (no journald in a container), and no secret in them.
         self.assertTrue(log.strip(), "nothing logged on stderr")
         self.assertNotIn(env["CONNECTOR_AGENT_SERVER_CLIENT_SECRET"], log)
