@@ -3,7 +3,8 @@
 ca_build_packages="gcc libc6-dev make cmake pkg-config libevent-dev libcurl4-openssl-dev
   libsystemd-dev libssl-dev libjansson-dev libsqlite3-dev libldap-dev libpq-dev
   libinih-dev"
-ca_test_packages="libcmocka-dev python3 sqlite3 openssl slapd ldap-utils"
+ca_test_packages="libcmocka-dev python3 sqlite3 openssl slapd ldap-utils
+  systemd dpkg-dev file groff-base man-db procps util-linux lintian"
 
 ca_install_deps() {
   local want="$ca_build_packages"
