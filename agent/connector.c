@@ -310,11 +310,16 @@ void connector_after_commit(struct connector *c)
                 if (executor_submit(c->exec, o, rt, op) == 0) {
                         c->to_dispatch.items[i] = NULL;
                 } else {
-                        /* Recorded as executing but never run: forget it, the server re-delivers.
-                         */
-                        log_ctx(CA_LOG_ERR, c->name, o->key,
-                                "cannot queue the order; it will be re-delivered");
-                        journal_forget(a->journal, c->name, o->key, NULL);
+                        /* Recorded as executing but never run: forget it, the server
+                         * re-delivers it. Should the forget fail, the order stays in
+                         * doubt and the probe settles it at the next start. */
+                        struct ca_error err = {0};
+                        log_ctx(CA_LOG_WARNING, c->name, o->key,
+                                "cannot queue the order now; it will be re-delivered");
+                        if (journal_forget(a->journal, c->name, o->key, &err) < 0)
+                                agent_journal_error(a, &err);
+                        else
+                                agent_journal_touched(a);
                         c->in_flight--;
                 }
         }

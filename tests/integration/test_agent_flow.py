@@ -71,6 +71,27 @@ class FlowTest(unittest.TestCase):
             self.assertEqual(first["Connectors"][0]["Status"], "CONNECTED")
             self.assertEqual(server.state()["violations"], [])
 
+    def test_heartbeats_not_starved_by_work(self):
+        with SimServer(self.dir, connectors=("c1",), generate=400, generate_connector="c1",
+                       page_size=100) as server:
+            state_file = os.path.join(self.dir, "applied")
+            agent = Agent(self.dir, server, connectors={"c1": {
+                "backend": "testbackend", "state_file": state_file, "delay": "25ms",
+                "max_parallel": "2"}})
+            agent.applied_file = state_file
+            agent.start()
+            try:
+                wait_for(lambda: len(answered(server)) == 400, timeout=120, what="400 results")
+            finally:
+                self.assertEqual(agent.stop(), 0)
+            beats = [r["at_ms"] for r in server.requests()
+                     if r["method"] == "PUT" and "/api/Connectors/Agent/" in r["path"]]
+            # About five seconds of work with a 1 s heartbeat: no gap near the three
+            # intervals after which the server would call the agent dead.
+            self.assertGreaterEqual(len(beats), 4)
+            gaps = [b - a for a, b in zip(beats, beats[1:])]
+            self.assertLess(max(gaps), 1600, gaps)
+
     def test_bad_orders_errored_good_ones_executed(self):
         orders = [make_order(1, "c1"), make_order(2, "c1"), make_order(3, "c1"),
                   make_order(4, "c1", resource_type="NoSuchMapping")]
