@@ -10,6 +10,8 @@
  * (idempotent steps make that safe); but when it drops while a write awaits its answer,
  * the order is in doubt (CA_BACKEND_EINDOUBT) for probe to settle. */
 #include <stdarg.h>
+
+#include "sbuf.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,46 +55,6 @@ struct lb_run {
         int answered; /* the server itself said busy or unavailable: nothing was applied */
         char lost[LB_WHY_MAX];
 };
-
-/* --- a growing text buffer --- */
-
-struct sbuf {
-        char *p;
-        size_t len, cap;
-        int failed;
-};
-
-static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_add(struct sbuf *b, const char *fmt, ...)
-{
-        if (b->failed)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(NULL, 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-                b->failed = 1;
-                return;
-        }
-        if (b->len + (size_t)n + 1 > b->cap) {
-                size_t cap = b->cap ? b->cap : 256;
-                while (cap < b->len + (size_t)n + 1)
-                        cap *= 2;
-                char *p = realloc(b->p, cap);
-                if (!p) {
-                        b->failed = 1;
-                        return;
-                }
-                b->p = p;
-                b->cap = cap;
-        }
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        b->len += (size_t)n;
-}
 
 /* --- the plan --- */
 

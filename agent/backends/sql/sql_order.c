@@ -1,6 +1,8 @@
 /* sql_order: the generic order->SQL logic (see sql_order.h). */
 #include "sql_order.h"
 
+#include "sbuf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,44 +13,6 @@
 #define SQL_MAX_STMTS  (3 * SQL_MAX_LINKS + 8)
 
 /* --- a growing text buffer for statements and messages --- */
-
-struct sbuf {
-        char *p;
-        size_t len, cap;
-        int failed;
-};
-
-static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_add(struct sbuf *b, const char *fmt, ...)
-{
-        if (b->failed)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(NULL, 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-                b->failed = 1;
-                return;
-        }
-        if (b->len + (size_t)n + 1 > b->cap) {
-                size_t cap = b->cap ? b->cap : 128;
-                while (cap < b->len + (size_t)n + 1)
-                        cap *= 2;
-                char *p = realloc(b->p, cap);
-                if (!p) {
-                        b->failed = 1;
-                        return;
-                }
-                b->p = p;
-                b->cap = cap;
-        }
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        b->len += (size_t)n;
-}
 
 /* --- the mapping --- */
 
