@@ -3,6 +3,8 @@
  * the same as agent/http.c's so that what passes here passes there. */
 #include "doctor.h"
 
+#include "http.h"
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -370,31 +372,12 @@ static int xfer_init(struct doctor *d, struct xfer *x, const char *url)
         if (!x->easy)
                 return -ENOMEM;
         CURL *e = x->easy;
-        int ok = 1;
+        int ok = http_server_options(e, s, DOCTOR_USER_AGENT, x->errbuf) == 0;
         ok &= curl_easy_setopt(e, CURLOPT_URL, url) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http") == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
-        ok &=
-            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->request_timeout_ms) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, DOCTOR_USER_AGENT) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_WRITEDATA, x) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_HEADERDATA, x) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK;
-        if (s->ca_file)
-                ok &= curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file) == CURLE_OK;
-        if (s->client_cert)
-                ok &= curl_easy_setopt(e, CURLOPT_SSLCERT, s->client_cert) == CURLE_OK;
-        if (s->client_key)
-                ok &= curl_easy_setopt(e, CURLOPT_SSLKEY, s->client_key) == CURLE_OK;
-        if (s->pinned_pubkey)
-                ok &= curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, s->pinned_pubkey) == CURLE_OK;
         return ok ? 0 : -EINVAL;
 }
 

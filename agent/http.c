@@ -271,33 +271,21 @@ void http_free(struct http *h)
         free(h);
 }
 
-static int setup_easy(struct http *h, struct http_request *r, const struct http_request_spec *spec)
+int http_server_options(CURL *e, const struct ca_config_server *s, const char *user_agent,
+                        char *errbuf)
 {
-        const struct ca_config_server *s = h->server;
-        CURL *e = r->easy;
-        uint64_t timeout = spec->timeout_ms ? spec->timeout_ms : s->request_timeout_ms;
         int ok = 1;
-        ok &= curl_easy_setopt(e, CURLOPT_URL, spec->url) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_PRIVATE, r) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http") == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
         ok &=
             curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, HTTP_LOW_SPEED_SECONDS) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->request_timeout_ms) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_WRITEDATA, r) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_HEADERDATA, r) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK;
-        if (getenv("CA_HTTP_DEBUG"))
-                curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
         if (s->ca_file)
                 ok &= curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file) == CURLE_OK;
         if (s->client_cert)
@@ -306,6 +294,26 @@ static int setup_easy(struct http *h, struct http_request *r, const struct http_
                 ok &= curl_easy_setopt(e, CURLOPT_SSLKEY, s->client_key) == CURLE_OK;
         if (s->pinned_pubkey)
                 ok &= curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, s->pinned_pubkey) == CURLE_OK;
+        if (getenv("CA_HTTP_DEBUG"))
+                curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+        return ok ? 0 : -EINVAL;
+}
+
+static int setup_easy(struct http *h, struct http_request *r, const struct http_request_spec *spec)
+{
+        CURL *e = r->easy;
+        int ok = http_server_options(e, h->server, h->user_agent, r->errbuf) == 0;
+        ok &= curl_easy_setopt(e, CURLOPT_URL, spec->url) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_PRIVATE, r) == CURLE_OK;
+        if (spec->timeout_ms)
+                ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)spec->timeout_ms) == CURLE_OK;
+        /* A server that trickles its answer is as good as a hung one. */
+        ok &= curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, HTTP_LOW_SPEED_SECONDS) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_WRITEDATA, r) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_HEADERDATA, r) == CURLE_OK;
 
         r->headers = curl_slist_append(r->headers, "Accept: application/json");
         if (spec->content_type) {

@@ -61,6 +61,13 @@ int http_send(struct http *h, const struct http_request_spec *spec, http_done_fn
 void http_cancel(struct http_request *req);
 size_t http_in_flight(const struct http *h);
 
+/* The options every request to the server shares, for this module and for blocking
+ * clients (doctor): protocols, no redirects, timeouts, TLS verification and the
+ * configured CA, client certificate and public-key pin. errbuf is CURL_ERROR_SIZE
+ * bytes and must outlive the transfer. */
+int http_server_options(void *curl_easy, const struct ca_config_server *server,
+                        const char *user_agent, char *errbuf);
+
 /* Escapes text for a URL path segment or query value; malloc'd, caller frees. */
 char *http_escape(const char *text);
 
