@@ -293,6 +293,100 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
         begin_shutdown(a, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+static int same_text(const char *x, const char *y)
+{
+        return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+/* The keys the agent reads from a connector section at run time (through c->cfg); every
+ * other key is bound to the running plug-in instance or executor. */
+static int live_connector_key(const char *key)
+{
+        return strcmp(key, "poll_interval") == 0 || strcmp(key, "max_in_flight") == 0;
+}
+
+static int same_settings(const struct ca_settings *x, const struct ca_settings *y)
+{
+        size_t nx = 0, ny = 0;
+        for (size_t i = 0; i < x->count; i++) {
+                if (live_connector_key(x->items[i].key))
+                        continue;
+                nx++;
+                if (!same_text(x->items[i].value, config_setting(y, x->items[i].key)))
+                        return 0;
+        }
+        for (size_t i = 0; i < y->count; i++)
+                ny += !live_connector_key(y->items[i].key);
+        return nx == ny;
+}
+
+/* What a reload cannot change under running connections and threads: names it into why
+ * (comma-separated); empty when everything applies. */
+static void restart_needed(const struct ca_config *old, const struct ca_config *fresh, char *why,
+                           size_t len)
+{
+        const struct ca_config_server *o = &old->server, *n = &fresh->server;
+        int server = !same_text(o->url, n->url) || !same_text(o->token_url, n->token_url) ||
+                     !same_text(o->client_id, n->client_id) ||
+                     !same_text(o->client_secret, n->client_secret) ||
+                     !same_text(o->scope, n->scope) || !same_text(o->api_version, n->api_version) ||
+                     !same_text(o->ca_file, n->ca_file) ||
+                     !same_text(o->client_cert, n->client_cert) ||
+                     !same_text(o->client_key, n->client_key) ||
+                     !same_text(o->pinned_pubkey, n->pinned_pubkey) ||
+                     o->connect_timeout_ms != n->connect_timeout_ms ||
+                     o->request_timeout_ms != n->request_timeout_ms ||
+                     o->max_body_bytes != n->max_body_bytes;
+        const struct ca_config_agent *oa = &old->agent, *na = &fresh->agent;
+        int agent = !same_text(oa->identifier, na->identifier) ||
+                    !same_text(oa->state_dir, na->state_dir) ||
+                    !same_text(oa->backend_dir, na->backend_dir) ||
+                    !same_text(oa->status_address, na->status_address) ||
+                    oa->status_port != na->status_port || oa->journal_sync != na->journal_sync;
+        size_t n_len = 0;
+        why[0] = '\0';
+        if (server)
+                n_len += (size_t)snprintf(why + n_len, len - n_len, "[server]");
+        if (agent && n_len < len)
+                n_len += (size_t)snprintf(why + n_len, len - n_len,
+                                          "%s[agent] identity, "
+                                          "directories, status endpoint or journal_sync",
+                                          n_len ? ", " : "");
+        int set_changed = old->connector_count != fresh->connector_count;
+        for (size_t i = 0; i < old->connector_count && n_len < len; i++) {
+                const struct ca_config_connector *oc = &old->connectors[i];
+                const struct ca_config_connector *nc = config_find_connector(fresh, oc->name);
+                if (!nc) {
+                        set_changed = 1;
+                        continue;
+                }
+                if (!same_text(oc->backend, nc->backend) || oc->max_parallel != nc->max_parallel ||
+                    oc->order_timeout_ms != nc->order_timeout_ms ||
+                    !same_settings(&oc->settings, &nc->settings))
+                        n_len += (size_t)snprintf(why + n_len, len - n_len, "%s[connector %s]",
+                                                  n_len ? ", " : "", oc->name);
+        }
+        if (set_changed && n_len < len)
+                snprintf(why + n_len, len - n_len, "%sconnectors added or removed",
+                         n_len ? ", " : "");
+}
+
+static int retire_config(struct agent *a)
+{
+        struct ca_config **r = realloc(a->retired, (a->retired_count + 1) * sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        a->retired = r;
+        a->retired[a->retired_count++] = a->cfg;
+        return 0;
+}
+
+/* SIGHUP: a new configuration is validated like a start's (the plug-ins judge their
+ * settings and mappings too) and refused whole when anything is wrong. What running
+ * connections, threads and plug-in instances are bound to needs a restart and is said
+ * so; everything else applies at once: log level, intervals, limits, batch sizes, and the
+ * resource-type mappings. The old configuration stays allocated: running jobs point into
+ * it. */
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
         struct agent *a = arg;
@@ -300,22 +394,38 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
         struct ca_config *fresh = NULL;
         struct ca_config_diag diag = {0};
         extern char **environ;
-        if (config_load(a->config_path, environ, &fresh, &diag) < 0) {
+        const char *path = a->config_path ? a->config_path : a->cfg->path;
+        if (config_load(path, environ, &fresh, &diag) < 0 ||
+            agent_check_backends(fresh, &diag) < 0) {
                 log_error("reload refused, keeping the running configuration:");
                 for (size_t i = 0; i < diag.count; i++)
                         log_error("  %s", diag.lines[i]);
                 config_diag_clear(&diag);
-        } else {
-                /* Only the log level applies at once; connections, connectors and mappings are
-                 * bound to running threads and plug-in instances. */
-                enum ca_log_level level;
-                log_notice("configuration %s reloaded: the log level applies now; changes to the "
-                           "server, connectors and mappings apply at the next restart",
-                           a->config_path ? a->config_path : "(environment)");
-                if (log_level_parse(fresh->agent.log_level, &level) == 0)
-                        log_set_level(level);
                 config_free(fresh);
+                notify_ready();
+                return;
         }
+        char why[512];
+        restart_needed(a->cfg, fresh, why, sizeof(why));
+        if (retire_config(a) < 0) {
+                log_error("reload refused: out of memory");
+                config_free(fresh);
+                notify_ready();
+                return;
+        }
+        a->cfg = fresh;
+        for (size_t i = 0; i < a->connector_count; i++) {
+                struct connector *c = a->connectors[i];
+                const struct ca_config_connector *nc = config_find_connector(fresh, c->name);
+                if (nc)
+                        c->cfg = nc;
+        }
+        enum ca_log_level level;
+        if (log_level_parse(fresh->agent.log_level, &level) == 0)
+                log_set_level(level);
+        log_notice("configuration %s reloaded%s%s%s", path ? path : "(environment)",
+                   why[0] ? "; these changes apply at the next restart: " : "", why,
+                   why[0] ? "" : "; everything applies now");
         notify_ready();
 }
 
@@ -460,6 +570,7 @@ int agent_new(struct ca_config *cfg, const char *config_path, enum agent_mode mo
                 if (rc < 0)
                         goto fail;
         }
+        a->owns_cfg = 1;
         *out = a;
         return 0;
 fail:
@@ -533,6 +644,13 @@ void agent_free(struct agent *a)
                         event_free(events[i]);
         if (a->base)
                 event_base_free(a->base);
+        /* The agent owns its configuration from agent_new on, and every one a reload
+         * replaced: jobs and plug-in instances pointed into them until now. */
+        for (size_t i = 0; i < a->retired_count; i++)
+                config_free(a->retired[i]);
+        free(a->retired);
+        if (a->owns_cfg)
+                config_free(a->cfg);
         free(a->config_path);
         free(a);
 }

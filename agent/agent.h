@@ -97,7 +97,10 @@ struct connector {
 
 struct agent {
         struct event_base *base;
-        struct ca_config *cfg;
+        struct ca_config *cfg; /* the current one; owned once agent_new succeeded */
+        int owns_cfg;
+        struct ca_config **retired; /* replaced by reloads, kept for running jobs */
+        size_t retired_count;
         char *config_path;
         enum agent_mode mode;
         enum agent_phase phase;
@@ -142,6 +145,7 @@ struct agent {
 };
 
 /* agent.c */
+/* On success the agent owns cfg (agent_free frees it); on failure the caller keeps it. */
 int agent_new(struct ca_config *cfg, const char *config_path, enum agent_mode mode,
               struct agent **out, struct ca_error *err);
 int agent_run(struct agent *a); /* returns the exit code */

@@ -260,8 +260,7 @@ int main(int argc, char **argv)
                 return rc == -EPROTO ? EXIT_JOURNAL : EXIT_RUNTIME;
         }
         int code = agent_run(a);
-        agent_free(a);
-        config_free(cfg);
+        agent_free(a); /* and the configuration, which it owns */
         curl_global_cleanup();
         libevent_global_shutdown();
         return code;

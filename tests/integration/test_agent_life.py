@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SimServer  # noqa: E402
+from harness import SimServer, make_order  # noqa: E402
 from agent_harness import Agent, AGENT_BIN, wait_for  # noqa: E402
 
 
@@ -132,21 +132,44 @@ class LifeTest(unittest.TestCase):
 
     def test_reload_keeps_old_config_when_new_is_bad(self):
         with SimServer(self.dir, connectors=("c1",)) as server:
-            agent = Agent(self.dir, server)
+            agent = Agent(self.dir, server, connectors={"c1": {
+                "backend": "testbackend", "poll_interval": "500ms",
+                "state_file": os.path.join(self.dir, "applied")}})
+            agent.applied_file = os.path.join(self.dir, "applied")
             agent.start()
-            wait_for(lambda: server.heartbeats(), what="first heartbeat")
-            with open(agent.config_path, "a") as f:
-                f.write("\n[agent]\nno_such_key = 1\n")
-            agent.signal(signal.SIGHUP)
-            wait_for(lambda: "reload refused" in agent.log(), what="reload refused")
-            n = len(server.heartbeats())
-            wait_for(lambda: len(server.heartbeats()) > n, what="still running")
-            agent.write_config()
-            agent.agent_keys["log_level"] = "warning"
-            agent.write_config()
-            agent.signal(signal.SIGHUP)
-            wait_for(lambda: "reloaded" in agent.log(), what="reload accepted")
-            self.assertEqual(agent.stop(), 0)
+            try:
+                wait_for(lambda: server.heartbeats(), what="first heartbeat")
+                # A bad file (and a bad mapping only the plug-in can judge) is refused
+                # whole; the agent goes on with what it had.
+                with open(agent.config_path, "a") as f:
+                    f.write("\n[agent]\nno_such_key = 1\n")
+                agent.signal(signal.SIGHUP)
+                wait_for(lambda: "reload refused" in agent.log(), what="reload refused")
+                n = len(server.heartbeats())
+                wait_for(lambda: len(server.heartbeats()) > n, what="still running")
+                # A good one: a new resource-type mapping applies at once...
+                server.add_orders("c1", [make_order(1, "c1", resource_type="Group")])
+                wait_for(lambda: server.results(), what="the Group order answered")
+                self.assertEqual(server.results()[0]["ProvisioningState"], "Errored")
+                agent.resource_types["Group"] = {"connector": "c1"}
+                agent.write_config()
+                agent.signal(signal.SIGHUP)
+                wait_for(lambda: "everything applies now" in agent.log(), what="reload accepted")
+                server.add_orders("c1", [make_order(2, "c1", resource_type="Group")])
+                wait_for(lambda: len(server.results()) == 2, what="the second Group order")
+                self.assertEqual(server.results()[1]["ProvisioningState"], "Executed")
+                # ...a new server URL needs a restart, and says so.
+                agent.server_keys["url"] = "http://127.0.0.1:1"
+                agent.agent_keys["log_level"] = "notice"
+                agent.write_config()
+                agent.signal(signal.SIGHUP)
+                wait_for(lambda: "apply at the next restart: [server]" in agent.log(),
+                         what="restart needed for [server]")
+                server.add_orders("c1", [make_order(3, "c1")])
+                wait_for(lambda: len(server.results()) == 3, what="still talking to the server")
+            finally:
+                self.assertEqual(agent.stop(), 0)
+            self.assertEqual(server.violations(), [])
 
 
 class CommandLineTest(unittest.TestCase):
