@@ -1,13 +1,12 @@
 /* backend_host: the struct ca_host that plug-ins read orders and settings through.
  *
  * The casts between the opaque plug-in types and the agent's structs live here only.
- * Nothing here keeps shared mutable state, except order_json's per-thread text cache
- * (see there), so every accessor is safe to call from any thread. */
+ * Nothing here keeps shared mutable state, so every accessor is safe to call from any
+ * thread (on an order, from the one thread that holds it). */
 #include "backend_loader.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +14,6 @@
 
 #include "log.h"
 
-/* How many order_json texts one thread keeps alive at once. struct ca_order has no room
- * for the text, so it lives in a per-thread ring: a text stays valid until this many
- * later order_json calls for other orders on the same thread (a back-end works on one
- * order at a time, and asking again for the same order returns the same pointer). */
-#define HOST_JSON_SLOTS          4
 #define HOST_CREDENTIAL_NAME_MAX 255
 
 static const struct ca_order *order_of(const struct ca_backend_order *o)
@@ -177,63 +171,10 @@ static const char *host_order_owner_id(const struct ca_backend_order *o)
         return order_of(o)->owner_id;
 }
 
-struct json_slots {
-        const struct ca_order *order[HOST_JSON_SLOTS];
-        char *text[HOST_JSON_SLOTS];
-        unsigned next;
-};
-
-static pthread_key_t json_key;
-static pthread_once_t json_once = PTHREAD_ONCE_INIT;
-
-static void json_slots_free(void *p)
-{
-        struct json_slots *slots = p;
-        if (!slots)
-                return;
-        for (unsigned i = 0; i < HOST_JSON_SLOTS; i++)
-                free(slots->text[i]);
-        free(slots);
-}
-
-static void json_key_create(void)
-{
-        if (pthread_key_create(&json_key, json_slots_free) != 0)
-                abort(); /* only fails when the process is out of keys: a build bug */
-}
-
 static const char *host_order_json(const struct ca_backend_order *o)
 {
-        const struct ca_order *order = order_of(o);
-        if (!order->json)
-                return NULL;
-        pthread_once(&json_once, json_key_create);
-        struct json_slots *slots = pthread_getspecific(json_key);
-        if (!slots) {
-                slots = calloc(1, sizeof(*slots));
-                if (!slots || pthread_setspecific(json_key, slots) != 0) {
-                        free(slots);
-                        return NULL;
-                }
-        }
-        char *text = json_dumps(order->json, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!text)
-                return NULL;
-        /* The same order asked again returns the pointer it got before, as long as the text
-         * is unchanged (an address can be reused by a later order). */
-        for (unsigned i = 0; i < HOST_JSON_SLOTS; i++) {
-                if (slots->order[i] == order && slots->text[i] &&
-                    strcmp(slots->text[i], text) == 0) {
-                        free(text);
-                        return slots->text[i];
-                }
-        }
-        unsigned n = slots->next;
-        free(slots->text[n]);
-        slots->text[n] = text;
-        slots->order[n] = order;
-        slots->next = (n + 1) % HOST_JSON_SLOTS;
-        return text;
+        /* The order is the worker's alone while the plug-in holds it (executor.h). */
+        return order_json_text((struct ca_order *)order_of(o));
 }
 
 static json_t *changes_of(const struct ca_backend_order *o)

@@ -185,8 +185,16 @@ void order_free(struct ca_order *order)
         free(order->owner_type);
         free(order->resource_type);
         free(order->invalid);
+        free(order->json_text);
         json_decref(order->json);
         free(order);
+}
+
+const char *order_json_text(struct ca_order *order)
+{
+        if (!order->json_text && order->json)
+                order->json_text = json_dumps(order->json, JSON_COMPACT | JSON_ENCODE_ANY);
+        return order->json_text;
 }
 
 int order_from_json(json_t *obj, struct ca_order **out, struct ca_error *err)

@@ -40,6 +40,7 @@ struct ca_order {
         json_t *resource;           /* borrowed from json: object or NULL */
         json_t *arguments;          /* borrowed from json: object or NULL */
         char *invalid;              /* NULL when valid; else why it must be answered Errored */
+        char *json_text;            /* compact JSON of json, made on first order_json_text() */
 };
 
 /* One page of ProvisioningData. orders[i] are owned by the page. */
@@ -62,6 +63,11 @@ void order_page_clear(struct ca_order_page *page);
  * page parser and by the journal to rebuild a stored order. */
 int order_from_json(json_t *obj, struct ca_order **out, struct ca_error *err);
 void order_free(struct ca_order *order);
+
+/* The whole order as compact JSON text (for programs and files), made once and owned by
+ * the order: valid as long as the order. An order is used by one thread at a time (the
+ * executor's rule), which is what makes the lazy cache safe. NULL on allocation failure. */
+const char *order_json_text(struct ca_order *order);
 
 /* The key of an order without an Id (hex SHA-256, 64 chars + NUL). Exactly:
  *
