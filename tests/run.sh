@@ -21,5 +21,8 @@ for preset in ${CA_BUILDS:-dev asan}; do
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   fi
   ctest --preset "$preset" -j "$jobs" || status=1
+  # The figures some tests must show in CI's output (ctest keeps them in its log).
+  grep -h -o -E "(crash test: .*|fuzz target .*|Overall exposure level .*)" \
+    "build/$preset/Testing/Temporary/LastTest.log" 2>/dev/null | sed "s/^/[$preset] /" || true
 done
 exit $status
