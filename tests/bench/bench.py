@@ -70,6 +70,27 @@ def loadavg():
         return float(f.read().split()[0])
 
 
+def schedstat(pid):
+    """{tid: (on-CPU s, waiting-for-a-CPU s)} for every thread (/proc/PID/task/*/schedstat)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                run, wait, _ = f.read().split()
+            out[int(tid)] = (int(run) / 1e9, int(wait) / 1e9)
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def sched_delta(before, after):
+    """(main thread on-CPU s, its run-queue wait s, all threads' run-queue wait s)."""
+    main = min(after)
+    d = {t: (after[t][0] - before.get(t, (0, 0))[0], after[t][1] - before.get(t, (0, 0))[1])
+         for t in after}
+    return d[main][0], d[main][1], sum(v[1] for v in d.values())
+
+
 def pct(values, p):
     if not values:
         return float("nan")
@@ -191,6 +212,7 @@ def bench_e2e(root, n, journal_sync, profile=None):
         pid = agent.proc.pid
         cpu0 = proc_cpu_s(pid)
         scpu0 = proc_cpu_s(server.proc.pid)
+        ss0, sss0 = schedstat(pid), schedstat(server.proc.pid)
         prof = None
         if profile:
             prof = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", profile, "-p",
@@ -213,6 +235,8 @@ def bench_e2e(root, n, journal_sync, profile=None):
         st = proc_status(pid)
         cpu = proc_cpu_s(pid) - cpu0
         scpu = proc_cpu_s(server.proc.pid) - scpu0
+        main_run, main_wait, all_wait = sched_delta(ss0, schedstat(pid))
+        srv_run, srv_wait, _ = sched_delta(sss0, schedstat(server.proc.pid))
         if prof:
             prof.send_signal(signal.SIGINT)
             prof.wait(60)
@@ -224,6 +248,8 @@ def bench_e2e(root, n, journal_sync, profile=None):
                     "server_cpu_s": scpu, "violations": c["violations_total"]})
         fig["server_cpu_share"] = scpu / fig["span_s"] if fig["span_s"] else 0
         fig["loadavg_1m"] = loadavg()
+        fig.update({"main_thread_cpu_s": main_run, "main_thread_runq_wait_s": main_wait,
+                    "agent_runq_wait_s": all_wait, "server_runq_wait_s": srv_wait})
         rc = agent.stop(60)
         fig["agent_exit"] = rc
         return fig
@@ -604,6 +630,11 @@ def report(R, scale):
                          100 * f["agent_cpu_s"] / f["span_s"], f["server_cpu_s"],
                          100 * f["server_cpu_share"], f["loadavg_1m"]), "-", "-",
                      "utime+stime from /proc/PID/stat, after the first poll to the last result"))
+        rows.append(("e2e %d, sync=%s: agent main thread" % (n, sync),
+                     "%.2f s on CPU, %.2f s runnable but waiting for a CPU (server %.2f s "
+                     "waiting)" % (f["main_thread_cpu_s"], f["main_thread_runq_wait_s"],
+                                   f["server_runq_wait_s"]), "-", "-",
+                     "/proc/PID/task/TID/schedstat over the run: shows CPU contention"))
         rows.append(("e2e %d, sync=%s: peak RSS (VmHWM)" % (n, sync),
                      "%.1f MiB (%d threads)" % (f["vm_hwm_kib"] / 1024, f["threads"]),
                      "<= 64 MiB" if n >= 100000 else "(info)",
