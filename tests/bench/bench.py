@@ -325,6 +325,11 @@ def bench_footprint(root):
         time.sleep(1)  # the empty answer handled, the heartbeat sent
         st = proc_status(agent.proc.pid)
         out["idle_rss_kib"], out["idle_hwm_kib"], out["threads"] = st["VmRSS"], st["VmHWM"], st["Threads"]
+        with open("/proc/%d/smaps_rollup" % agent.proc.pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Pss", "Anonymous", "Shared_Clean", "Private_Dirty"):
+                    out["idle_" + k.lower() + "_kib"] = int(v.split()[0])
         cpu0 = proc_cpu_s(agent.proc.pid)
         p = subprocess.run(["timeout", "-s", "INT", str(IDLE_WINDOW_S), "strace", "-f", "-c", "-q",
                             "-p", str(agent.proc.pid)], capture_output=True, text=True,
@@ -383,9 +388,13 @@ def agent_phases(d, server, agent, connector, rt, n):
     out = {}
     first = 0
     for ch in CHANGES:
-        server.add_orders(connector, [order(i, ch, connector, rt) for i in range(n)])
+        body = [order(i, ch, connector, rt) for i in range(n)]
+        c0, s0 = proc_cpu_s(agent.proc.pid), proc_cpu_s(server.proc.pid)
+        server.add_orders(connector, body)
         wait_received(server, first + n, agent=agent)
+        c1, s1 = proc_cpu_s(agent.proc.pid), proc_cpu_s(server.proc.pid)
         fig = phase_figures(timings(server, first))
+        fig.update({"agent_cpu_s": c1 - c0, "server_cpu_s": s1 - s0, "loadavg_1m": loadavg()})
         out[ch] = fig
         first += n
         log("  agent %s: %d in %.2f s (%.0f/s)" % (ch, n, fig["span_s"], fig["orders_per_s"]))
@@ -621,11 +630,14 @@ def ratio_rows(name, r, how):
             ag = r[key][ch]["span_s"]
             ratio = ag / raw
             refused = r[key].get("refused", 0)
+            f = r[key][ch]
             rows.append(("%s %s, agent p=%d sync=%s / raw x%d" % (name, ch, par, sync, k),
-                         "%.2fx (agent %.2f s = %.0f/s; raw %.2f s, %.2f s)%s" % (
-                             ratio, ag, r[key][ch]["orders_per_s"], r["raw"][rk][ch]["s"],
-                             r["raw2"][rk][ch]["s"],
-                             "; %d orders refused by the worker queue" % refused
+                         "%.2fx (agent %.2f s = %.0f/s, CPU agent %.2f s server %.2f s, load "
+                         "%.1f; raw %.2f s, %.2f s)%s" % (
+                             ratio, ag, f["orders_per_s"], f.get("agent_cpu_s", -1),
+                             f.get("server_cpu_s", -1), f.get("loadavg_1m", -1),
+                             r["raw"][rk][ch]["s"], r["raw2"][rk][ch]["s"],
+                             "; %d orders refused by the worker queue in this run" % refused
                              if refused else ""),
                          "<= 1.10x" if main else "(info)",
                          verdict(ratio <= T_RAW_RATIO) if main else "-", how if main else
@@ -639,7 +651,7 @@ def report(R, scale):
     for key in sorted(k for k in R if k.startswith("e2e")):
         f = R[key]
         n, sync = f["n"], f["sync"]
-        how = ("--generate-like POST /_control/generate %d while the agent idles; testbackend "
+        how = ("POST /_control/generate %d while the agent idles after its first poll; testbackend "
                "count_only; span = first page delivered -> last result accepted (server clock)"
                % n)
         rows.append(("e2e %d orders, journal_sync=%s: throughput" % (n, sync),
@@ -678,13 +690,18 @@ def report(R, scale):
                      "Python client: every page of %d, then PUTs of 2000 results" % PAGE))
     if "footprint" in R:
         f = R["footprint"]
-        rows.append(("idle RSS after start and one empty poll", "%.2f MiB (VmHWM %.2f MiB, %d threads)"
-                     % (f["idle_rss_kib"] / 1024, f["idle_hwm_kib"] / 1024, f["threads"]),
+        rows.append(("idle RSS after start and one empty poll",
+                     "%.2f MiB (VmHWM %.2f; of it shared clean library pages %.2f, anonymous "
+                     "%.2f; PSS %.2f MiB; %d threads)" % (
+                         f["idle_rss_kib"] / 1024, f["idle_hwm_kib"] / 1024,
+                         f.get("idle_shared_clean_kib", 0) / 1024,
+                         f.get("idle_anonymous_kib", 0) / 1024, f.get("idle_pss_kib", 0) / 1024,
+                         f["threads"]),
                      "<= 8 MiB", verdict(f["idle_rss_kib"] <= T_IDLE_RSS_KIB),
                      "/proc/PID/status VmRSS, 1 s after the first ProvisioningData GET"))
         rows.append(("idle wake-ups", "%.0f epoll_wait/min (%.0f syscalls/min, %.1f ms CPU/min)" % (
                      f["epoll_wakeups_per_min"], f["syscalls_per_min"], f["idle_cpu_ms_per_min"]),
-                     "-", "-", "strace -f -c over %d s, scaled to 60 s; poll_interval and "
+                     "-", "-", "strace -f -c -p PID over %d s; poll_interval and "
                      "heartbeat_interval 30 s" % IDLE_WINDOW_S))
         rows.append(("start-up to READY=1", "%.1f ms median of %d (%s)" % (
                      f["ready_ms_median"], START_REPEATS, ", ".join(str(x) for x in f["ready_ms_all"])),
