@@ -260,6 +260,42 @@ def bench_e2e(root, n, journal_sync, profile=None):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def bench_open_loop(root, rate, seconds, batch_every_s=0.1):
+    """Orders arrive at a fixed rate (a batch every batch_every_s) while the agent runs:
+    latency from availability to result without a backlog, polling interval included."""
+    d = tempfile.mkdtemp(prefix="open-", dir=root)
+    server = make_server(d, "c1").start()
+    agent = None
+    try:
+        agent = make_agent(d, server, {"c1": dict({"backend": "testbackend", "count_only": "yes"},
+                                                  **E2E_CONNECTOR)},
+                           {"User": {"connector": "c1"}}, E2E_AGENT)
+        start_ready(agent, d)
+        per = max(1, int(rate * batch_every_s))
+        batches = int(seconds / batch_every_s)
+        t0 = time.monotonic()
+        for b in range(batches):
+            server.generate("c1", per)
+            nxt = t0 + (b + 1) * batch_every_s
+            time.sleep(max(0.0, nxt - time.monotonic()))
+        offered_s = time.monotonic() - t0
+        wait_received(server, per * batches, agent=agent)
+        tim = timings(server)
+        avail = [(x[2] - x[0]) / 1e3 for x in tim]
+        deliv = [(x[2] - x[1]) / 1e3 for x in tim]
+        wait = [(x[1] - x[0]) / 1e3 for x in tim]
+        return {"orders": len(tim), "rate_offered": len(tim) / offered_s,
+                "avail_p50_ms": pct(avail, 50), "avail_p99_ms": pct(avail, 99),
+                "wait_p50_ms": pct(wait, 50), "wait_p99_ms": pct(wait, 99),
+                "deliv_p50_ms": pct(deliv, 50), "deliv_p99_ms": pct(deliv, 99),
+                "loadavg_1m": loadavg()}
+    finally:
+        if agent:
+            agent.kill()
+        server.stop(check=False)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def bench_server_alone(root, n):
     """The simulated server without the agent: a Python client fetches every page and
     PUTs every result (batches of 2000), to show what the server itself sustains."""
@@ -682,6 +718,16 @@ def report(R, scale):
                      "<= 64 MiB" if n >= 100000 else "(info)",
                      verdict(f["vm_hwm_kib"] <= T_PEAK_RSS_KIB) if n >= 100000 else "-",
                      "/proc/PID/status VmHWM at the end of the run (since exec)"))
+    if "open_loop" in R:
+        f = R["open_loop"]
+        rows.append(("open loop: %d orders at %.0f/s offered" % (f["orders"], f["rate_offered"]),
+                     "available->result p50 %.0f ms, p99 %.0f ms (of it waiting to be polled "
+                     "p50 %.0f, p99 %.0f; delivered->result p50 %.0f, p99 %.0f; load %.1f)" % (
+                         f["avail_p50_ms"], f["avail_p99_ms"], f["wait_p50_ms"],
+                         f["wait_p99_ms"], f["deliv_p50_ms"], f["deliv_p99_ms"],
+                         f["loadavg_1m"]), "-", "-",
+                     "POST /_control/generate every 100 ms while the agent runs (e2e tuning, "
+                     "poll_interval 1s); server clock per order"))
     if "server_alone" in R:
         f = R["server_alone"]
         rows.append(("simulated server alone, %d orders" % f["orders"],
@@ -737,7 +783,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(SRC, "build", "bench"))
     ap.add_argument("--scale", default=os.environ.get("BENCH_SCALE", "full"))
     ap.add_argument("--json", default=None)
-    ap.add_argument("--only", default="e2e,server,footprint,ldap,sqlite,pg")
+    ap.add_argument("--only", default="e2e,openloop,server,footprint,ldap,sqlite,pg")
     ap.add_argument("--profile", default=None, help="perf record the 100k sync run to this file")
     a = ap.parse_args()
     b = os.path.abspath(a.build)
@@ -759,6 +805,10 @@ def main():
                     f.update({"n": n, "sync": "yes" if sync else "no"})
                     R["e2e-%07d-%s" % (n, f["sync"])] = f
                     log("  %.0f orders/s, HWM %d KiB" % (f["orders_per_s"], f["vm_hwm_kib"]))
+        if "openloop" in only:
+            rate = 1000 if a.scale == "small" else 2000
+            log("open loop, %d orders/s for 10 s" % rate)
+            R["open_loop"] = bench_open_loop(root, rate, 10)
         if "server" in only:
             log("simulated server alone, %d orders" % sizes[-1])
             R["server_alone"] = bench_server_alone(root, sizes[-1])

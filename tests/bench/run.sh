@@ -5,7 +5,7 @@
 #   tests/bench/run.sh                      full: 10,000 and 100,000 orders, 10,000 per raw target
 #   BENCH_SCALE=small tests/bench/run.sh    quick: 1,000 and 10,000 orders, 1,000 per raw target
 #   BENCH_ONLY=e2e,footprint tests/bench/run.sh   only some parts
-#                                           (e2e, server, footprint, ldap, sqlite, pg)
+#                                           (e2e, openloop, server, footprint, ldap, sqlite, pg)
 #   BENCH_JSON=out.json                     also write every raw figure as JSON
 #
 # Needs what tests/run.sh installs (slapd, ldap-utils, postgresql-15, sqlite3) plus
