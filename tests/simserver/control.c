@@ -77,6 +77,10 @@ void control_handle(struct sim *s, struct evhttp_request *req, const char *path)
         if (cmd == EVHTTP_REQ_GET) {
                 if (strcmp(what, "state") == 0)
                         http_reply_json(s, req, 200, store_state_json(s));
+                else if (strcmp(what, "counts") == 0)
+                        http_reply_json(s, req, 200, store_counts_json(s));
+                else if (strcmp(what, "timings") == 0)
+                        http_reply_json(s, req, 200, store_timings_json(s));
                 else if (strcmp(what, "results") == 0)
                         http_reply_json(s, req, 200, json_pack("{s:O}", "results", s->results));
                 else if (strcmp(what, "heartbeats") == 0)

@@ -84,6 +84,8 @@ void routes_provisioning_data(struct sim *s, struct evhttp_request *req, const c
                 json_array_append(list, o->body);
                 store_order_mark_delivered(s, o, now);
         }
+        if (!s->first_page_us && json_array_size(list) > 0)
+                s->first_page_us = store_now_us();
         if (more)
                 next = store_cont_token_new(c);
         http_reply_json(
@@ -322,10 +324,14 @@ void routes_provisioning_results(struct sim *s, struct evhttp_request *req)
         time_iso8601(ts.tv_sec, stamp, 21);
         snprintf(stamp + 19, sizeof(stamp) - 19, ".%03ldZ", ts.tv_nsec / 1000000);
         unsigned long dups = 0;
+        uint64_t now_us = store_now_us();
+        s->last_result_us = now_us;
         json_array_foreach(list, i, e)
         {
                 struct sim_order *o = s->orders[idx[i]];
                 int dup = o->results > 0;
+                if (!dup)
+                        o->first_result_us = now_us;
                 o->results++;
                 if (dup) {
                         dups++;

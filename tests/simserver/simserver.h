@@ -71,6 +71,9 @@ struct sim_order {
         int redeliver;
         json_t *last_result;
         int claimed; /* scratch: taken by an earlier entry of the PUT being checked */
+        /* Benchmark timings, CLOCK_MONOTONIC in microseconds (0 = not yet): when the
+         * order was added, first put on a page, and its first result accepted. */
+        uint64_t available_us, first_delivered_us, first_result_us;
 };
 
 struct sim_connector {
@@ -151,6 +154,9 @@ struct sim {
         json_t *violations; /* array of strings (bounded) */
         unsigned long received, duplicates, conflicting, results_dropped, violations_total;
         unsigned long token_requests, requests;
+        /* Benchmark timings (CLOCK_MONOTONIC us, 0 = not yet): the first ProvisioningData
+         * GET that delivered an order, and the last accepted result. */
+        uint64_t first_page_us, last_result_us;
 
         struct sim_request_rec ring[SIM_MAX_REQUESTS_RING];
         size_t ring_next, ring_count;
@@ -236,6 +242,12 @@ json_t *store_requests_json(struct sim *s);
 void store_reset_counters(struct sim *s);
 void store_free(struct sim *s);
 const char *store_order_state_name(struct sim *s, struct sim_order *o, uint64_t now);
+/* CLOCK_MONOTONIC in microseconds, for the benchmark timings. */
+uint64_t store_now_us(void);
+/* GET /_control/counts: a few counters, cheap at any number of orders. */
+json_t *store_counts_json(struct sim *s);
+/* GET /_control/timings: one [available, first_delivered, first_result] per order. */
+json_t *store_timings_json(struct sim *s);
 
 /* generate.c: realistic orders. */
 int generate_orders(struct sim *s, const char *connector, long count, const char *resource_type,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -103,6 +104,7 @@ int store_add_order(struct sim *s, const char *connector, json_t *body, int synt
                 return ca_error_set(err, -ENOMEM, "out of memory");
         o->connector = (size_t)store_connector_index(s, connector);
         o->synthetic = synthetic;
+        o->available_us = store_now_us();
         o->assignment_id = strdup(json_is_string(ja) ? json_string_value(ja) : "");
         o->change_type = strdup(json_is_string(jc) ? json_string_value(jc) : "");
         if (json_is_string(jid))
@@ -236,6 +238,8 @@ void store_order_mark_delivered(struct sim *s, struct sim_order *o, uint64_t now
 {
         o->delivered++;
         o->redeliver = 0;
+        if (!o->first_delivered_us)
+                o->first_delivered_us = store_now_us();
         if (!o->answered) {
                 o->leased = 1;
                 o->lease_deadline_ms = now + (uint64_t)s->cfg.lease_s * 1000u;
@@ -369,6 +373,34 @@ void store_redeliver(struct sim *s, struct sim_connector *c)
         c->low_water = 0;
 }
 
+uint64_t store_now_us(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+json_t *store_counts_json(struct sim *s)
+{
+        return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "orders", (json_int_t)s->norders,
+                         "received", (json_int_t)s->received, "violations_total",
+                         (json_int_t)s->violations_total, "first_page_us",
+                         (json_int_t)s->first_page_us, "last_result_us",
+                         (json_int_t)s->last_result_us, "now_us", (json_int_t)store_now_us());
+}
+
+json_t *store_timings_json(struct sim *s)
+{
+        json_t *list = json_array();
+        for (size_t i = 0; i < s->norders; i++) {
+                struct sim_order *o = s->orders[i];
+                json_array_append_new(list, json_pack("[I, I, I]", (json_int_t)o->available_us,
+                                                      (json_int_t)o->first_delivered_us,
+                                                      (json_int_t)o->first_result_us));
+        }
+        return json_pack("{s:o}", "timings", list);
+}
+
 json_t *store_state_json(struct sim *s)
 {
         uint64_t now = time_mono_ms();
@@ -420,6 +452,7 @@ json_t *store_state_json(struct sim *s)
 void store_reset_counters(struct sim *s)
 {
         s->received = s->duplicates = s->conflicting = s->results_dropped = 0;
+        s->first_page_us = s->last_result_us = 0;
         s->violations_total = s->token_requests = s->requests = 0;
         json_array_clear(s->violations);
         json_array_clear(s->results);
