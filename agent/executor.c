@@ -30,6 +30,10 @@
 /* Per-worker queue bound when the connector sets no max_in_flight. The loop bounds the
  * orders in flight itself; this only stops a runaway caller. */
 #define EXECUTOR_QUEUE_DEFAULT_MAX 1000
+/* The loop checks max_in_flight before it polls, not within a page: a worker's queue must
+ * also hold one whole page past the bound (page_size is at most 100000), or orders
+ * already recorded in the journal would be refused and wait for the server's lease. */
+#define EXECUTOR_PAGE_SLACK 100000
 /* Pause after an allocation failure before trying the same job again. */
 #define EXECUTOR_NOMEM_PAUSE_MS 100
 /* Workers beyond this are refused (a configuration error, not a tuning knob). */
@@ -573,7 +577,8 @@ int executor_new(struct event_base *base, const struct ca_config_connector *conn
         e->status = status;
         e->ctx = ctx;
         e->connected_seen = 1;
-        e->queue_max = conn->max_in_flight ? conn->max_in_flight : EXECUTOR_QUEUE_DEFAULT_MAX;
+        e->queue_max = (conn->max_in_flight ? conn->max_in_flight : EXECUTOR_QUEUE_DEFAULT_MAX) +
+                       EXECUTOR_PAGE_SLACK;
         backoff_init(&e->backoff, EXECUTOR_BREAKER_BASE_MS, EXECUTOR_BREAKER_CAP_MS);
         pthread_mutex_init(&e->mu, NULL);
         if (!e->ops || !e->ops->session_open || !e->ops->session_close || !e->ops->execute ||

@@ -400,7 +400,7 @@ int journal_state_of(struct journal *j, const char *connector, const char *key,
         return code;
 }
 
-int journal_begin(struct journal *j, const char *connector, const struct ca_order *order,
+int journal_begin(struct journal *j, const char *connector, struct ca_order *order,
                   struct ca_error *err)
 {
         int code = check_ids(connector, order ? order->key : NULL, err);
@@ -409,17 +409,16 @@ int journal_begin(struct journal *j, const char *connector, const struct ca_orde
         if (!order->json)
                 return ca_error_set(err, -EINVAL, "journal: order %s has no JSON to keep",
                                     order->key);
-        char *json = json_dumps(order->json, JSON_COMPACT);
+        /* The order keeps the text: its back-end's order_json reuses it. */
+        const char *json = order_json_text(order);
         if (!json)
                 return ca_error_set(err, -ENOMEM, "journal: cannot serialise order %s", order->key);
         code = journal_write_start(j, err);
         if (code < 0)
-                goto out;
+                return code;
         sqlite3_stmt *st = journal_stmt(j, JS_BEGIN, err);
-        if (!st) {
-                code = err ? err->code : -EIO;
-                goto out;
-        }
+        if (!st)
+                return err ? err->code : -EIO;
         sqlite3_bind_text(st, 1, connector, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, order->key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
@@ -433,8 +432,6 @@ int journal_begin(struct journal *j, const char *connector, const struct ca_orde
                                     order->key, connector);
         else if (code > 0)
                 code = 0;
-out:
-        free(json);
         return code;
 }
 

@@ -54,7 +54,7 @@ int journal_state_of(struct journal *j, const char *connector, const char *key,
 
 /* Records that order is about to be executed (state EXECUTING), with its JSON so that it
  * can be settled after a crash. -EEXIST when the order is already known. */
-int journal_begin(struct journal *j, const char *connector, const struct ca_order *order,
+int journal_begin(struct journal *j, const char *connector, struct ca_order *order,
                   struct ca_error *err);
 
 /* Stores the result of an EXECUTING order (state FINISHED). An order not known yet is

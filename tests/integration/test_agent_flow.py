@@ -92,6 +92,24 @@ class FlowTest(unittest.TestCase):
             gaps = [b - a for a, b in zip(beats, beats[1:])]
             self.assertLess(max(gaps), 1600, gaps)
 
+    def test_whole_pages_past_a_small_in_flight_bound(self):
+        # The in-flight bound is checked before a poll: a page of 100 with a bound of 10
+        # and one worker must still be taken whole, not refused to wait for the lease.
+        with SimServer(self.dir, connectors=("c1",), generate=300, generate_connector="c1",
+                       page_size=100, lease=60) as server:
+            state_file = os.path.join(self.dir, "applied")
+            agent = Agent(self.dir, server, connectors={"c1": {
+                "backend": "testbackend", "state_file": state_file, "max_parallel": "1",
+                "max_in_flight": "10", "poll_interval": "200ms"}})
+            agent.applied_file = state_file
+            agent.start()
+            try:
+                wait_for(lambda: len(answered(server)) == 300, timeout=40, what="300 results")
+            finally:
+                self.assertEqual(agent.stop(), 0)
+            self.assertNotIn("cannot queue", agent.log())
+            self.assert_exactly_once(server, agent, 300)
+
     def test_bad_orders_errored_good_ones_executed(self):
         orders = [make_order(1, "c1"), make_order(2, "c1"), make_order(3, "c1"),
                   make_order(4, "c1", resource_type="NoSuchMapping")]

@@ -158,13 +158,14 @@ class JournalTest(unittest.TestCase):
                     wait_for(lambda: os.path.exists(os.path.join(state_dir, "journal.db")),
                              what="journal created")
                     # Fill the disk: the journal cannot grow any more.
-                    with open(filler, "wb") as f:
-                        try:
-                            while True:
-                                f.write(b"\0" * 65536)
-                                f.flush()
-                        except OSError:
-                            pass
+                    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+                    try:
+                        while True:
+                            os.write(fd, b"\0" * 65536)
+                    except OSError:
+                        pass  # full
+                    finally:
+                        os.close(fd)
                     wait_for(lambda: "disk full" in agent.log(), timeout=60, what="disk full noticed")
                     wait_for(lambda: any(c["Status"] == "DISCONNECTED"
                                          for h in server.heartbeats() for c in h["Connectors"]),
