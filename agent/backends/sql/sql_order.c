@@ -524,6 +524,23 @@ static void stmt_select_row(struct sql_stmt *s, struct sbuf *b, const char *ph,
         s->params[s->n++] = w->key;
 }
 
+/* Like stmt_select_row, but each column reads '1' when it holds the order's value as the
+ * database compares them (under the column's type: "007" and 7 in an INTEGER column are
+ * the same value), else '0': comparing text would call a row that an order wrote
+ * different from that order, and a repeated Added would be Errored. */
+static void stmt_compare_row(struct sql_stmt *s, struct sbuf *b, const char *ph,
+                             const struct sql_mapping *m, const struct sql_work *w)
+{
+        sb_add(b, "SELECT \"%s\"", m->key_column);
+        for (size_t i = 0; i < w->ncol; i++)
+                sb_add(b, ", CASE WHEN \"%s\" IS NOT DISTINCT FROM %s%zu THEN '1' ELSE '0' END",
+                       w->col[i], ph, i + 2);
+        sb_add(b, " FROM \"%s\" WHERE \"%s\" = %s1", m->table, m->key_column, ph);
+        s->params[s->n++] = w->key;
+        for (size_t i = 0; i < w->ncol; i++)
+                s->params[s->n++] = w->val[i];
+}
+
 static void add_insert_row(struct sql_plan *p, const char *ph, const struct sql_mapping *m,
                            const struct sql_work *w)
 {
@@ -681,21 +698,14 @@ static void free_cols(char **cols, size_t n)
         }
 }
 
-static int same_value(const char *a, const char *b)
-{
-        if (!a || !b)
-                return a == b;
-        return strcmp(a, b) == 0;
-}
-
-/* Reads the row (its key and mapped columns). Returns 1 found (cols filled), 0 absent,
- * SQL_ERROR. */
+/* Reads the row: its key, then for each mapped column '1' when it holds the order's
+ * value (stmt_compare_row). Returns 1 found (cols filled), 0 absent, SQL_ERROR. */
 static int row_read(const struct sql_driver *drv, struct sql_conn *conn,
                     const struct sql_mapping *m, const struct sql_work *w, char **cols)
 {
         struct sql_stmt s = {0};
         struct sbuf b = {0};
-        stmt_select_row(&s, &b, drv->placeholder, m, w);
+        stmt_compare_row(&s, &b, drv->placeholder, m, w);
         if (b.failed) {
                 free(b.p);
                 return SQL_ERROR;
@@ -705,11 +715,12 @@ static int row_read(const struct sql_driver *drv, struct sql_conn *conn,
         return rc;
 }
 
-/* Does the row hold the values of the order? Names the first column that differs. */
+/* Does the row hold the values of the order (cols as read by row_read)? Names the first
+ * column that differs. */
 static const char *row_differs(const struct sql_work *w, char **cols)
 {
         for (size_t i = 0; i < w->ncol; i++)
-                if (!same_value(cols[i + 1], w->val[i]))
+                if (!cols[i + 1] || strcmp(cols[i + 1], "1") != 0)
                         return w->col[i];
         return NULL;
 }
