@@ -5,7 +5,8 @@
  * Checks, beyond "no crash, no leak": every outcome is well formed and reportable; the
  * schema is never changed by an order, whatever its keys and values (no injection
  * through identifiers or values); and applying the same order twice gives the same
- * final answer (backends.md: idempotent by design), so an Executed order is Executed again.
+ * final answer (backends.md: idempotent by design), so an Executed order is Executed again
+ * and probe then says it was applied.
  * Seeds: tests/fuzz/corpus/backend_sql/; dictionary: tests/fuzz/backend.dict. */
 #include <sqlite3.h>
 #include <unistd.h>
@@ -117,6 +118,22 @@ static int run(int execute, const struct ca_order *o, const struct ca_settings *
         return rc;
 }
 
+/* After an order was Executed, the crash-recovery question "was it applied?" must be
+ * answered yes, or the agent would run it again or call it in doubt. */
+static void probe_applied(const struct ca_order *o, const struct ca_settings *map)
+{
+        struct ca_backend_result r = {0};
+        struct ca_backend_error err = {0};
+        enum ca_backend_probe answer = 0;
+        int rc = fx.ops->probe(fx.sess, backend_order(o), backend_settings(map), &answer, &r, &err);
+        if (rc != CA_BACKEND_OK || answer != CA_BACKEND_PROBE_APPLIED) {
+                fprintf(stderr, "probe after Executed: rc %d, answer %d: %s%s\n", rc, (int)answer,
+                        err.message, r.message);
+                abort();
+        }
+        fuzz_check_outcome(o, rc, &r, &err);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         const char *map_text, *json;
@@ -153,6 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 second.message);
                         abort();
                 }
+                if (rc1 == CA_BACKEND_OK && first.state == CA_BACKEND_EXECUTED)
+                        probe_applied(o, map);
                 schema_text(now, sizeof(now));
                 if (strcmp(now, fx.schema) != 0) {
                         fprintf(stderr, "the order changed the schema: %s\n", now);
