@@ -1,10 +1,11 @@
 /* libFuzzer harness for the configuration file and its environment overrides
  * (config_load, common/config.h).
  *
- * Input: the file's bytes, then optionally one NUL byte and the environment, one
- * NAME=value entry per line. The file lives in a memfd (read back through
- * /proc/self/fd/N, so nothing touches the disk); an empty file part means "no file at
- * all" (a container configured by variables alone).
+ * Input: the file's bytes, then optionally a NUL byte and the environment, one
+ * NAME=value entry per line. The last NUL byte separates them (a variable cannot hold
+ * one), so the file part may hold NUL bytes too, as a hostile file can. The file lives in a memfd
+ * (read back through /proc/self/fd/N, so nothing touches the disk); an empty file part means "no
+ * file at all" (a container configured by variables alone).
  *
  * Beyond "no crash, no leak" it checks what the agent relies on: a failure returns no
  * configuration and at least one bounded diagnostic; a success is complete (every
@@ -123,7 +124,7 @@ static void check_diag(const struct ca_config_diag *diag, int marked)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         const char *text = (const char *)data;
-        const char *sep = memchr(text, '\0', size);
+        const char *sep = memrchr(text, '\0', size);
         size_t file_len = sep ? (size_t)(sep - text) : size;
         struct ca_config *cfg = NULL;
         struct ca_config_diag diag = {0};

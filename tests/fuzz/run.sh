@@ -120,8 +120,8 @@ for t in "${targets[@]}"; do
         cp "$work/$t"/artifacts/* "$findings/$t/" 2>/dev/null || true
         printf '%-26s %12s executions %8s exec/s   FOUND SOMETHING (exit %s): %s\n' "$t" \
                 "$execs" "$rate" "$rc" "$findings/$t/"
-        grep -E 'ERROR:|SUMMARY:|^    #[0-9] |Test unit written' "$work/$t/log" | head -n 24 |
-                sed 's/^/    /'
+        { grep -E 'ERROR:|SUMMARY:|^    #[0-9] |Test unit written' "$work/$t/log" || true; } |
+                head -n 24 | sed 's/^/    /'
 done
 echo "== $total executions in all; $([ $status -eq 0 ] && echo 'no finding' || echo 'FINDINGS above')"
 exit $status
