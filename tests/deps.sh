@@ -4,7 +4,8 @@ ca_build_packages="gcc libc6-dev make cmake pkg-config libevent-dev libcurl4-ope
   libsystemd-dev libssl-dev libjansson-dev libsqlite3-dev libldap-dev libpq-dev
   libinih-dev"
 ca_test_packages="libcmocka-dev python3 sqlite3 openssl slapd ldap-utils
-  systemd dpkg-dev file groff-base man-db procps util-linux lintian"
+  systemd dpkg-dev file groff-base man-db procps util-linux lintian
+  clang libclang-rt-14-dev"
 
 ca_install_deps() {
   local want="$ca_build_packages"

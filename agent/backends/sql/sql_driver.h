@@ -49,10 +49,6 @@ struct sql_driver {
         /* After a failure: was it the database being unreachable or busy (retry later) rather
          * than the statement being wrong? */
         int (*is_unavailable)(struct sql_conn *c);
-        /* Whether a row already holds an order's values is asked of the database (typed
-         * comparison, "col IS NOT DISTINCT FROM <placeholder>n" answering "t" or "f")
-         * rather than decided by comparing the column's text with the value. */
-        int compare_in_sql;
 };
 
 extern const struct sql_driver sql_driver_sqlite;

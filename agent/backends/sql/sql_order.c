@@ -477,24 +477,21 @@ static void plan_clear(struct sql_plan *p)
         p->n = 0;
 }
 
-/* The row's key and mapped columns. A driver that compares in SQL gets, per column,
- * whether it holds the order's value ("t"/"f"), judged by the database in the column's
- * own type ("true" and "t" are one boolean, "1.50" and "1.5" one numeric). */
-static void stmt_select_row(struct sql_stmt *s, struct sbuf *b, const struct sql_driver *drv,
-                            const struct sql_mapping *m, const struct sql_work *w)
+/* The row's key, then for each mapped column '1' when it holds the order's value as the
+ * database compares them (under the column's type: "007" and 7 in an INTEGER column are
+ * the same value), else '0': comparing text would call a row that an order wrote
+ * different from that order, and a repeated Added would be Errored. */
+static void stmt_compare_row(struct sql_stmt *s, struct sbuf *b, const char *ph,
+                             const struct sql_mapping *m, const struct sql_work *w)
 {
-        const char *ph = drv->placeholder;
-        s->params[s->n++] = w->key;
         sb_add(b, "SELECT \"%s\"", m->key_column);
-        for (size_t i = 0; i < w->ncol; i++) {
-                if (drv->compare_in_sql) {
-                        sb_add(b, ", (\"%s\" IS NOT DISTINCT FROM %s%zu)", w->col[i], ph, s->n + 1);
-                        s->params[s->n++] = w->val[i];
-                } else {
-                        sb_add(b, ", \"%s\"", w->col[i]);
-                }
-        }
+        for (size_t i = 0; i < w->ncol; i++)
+                sb_add(b, ", CASE WHEN \"%s\" IS NOT DISTINCT FROM %s%zu THEN '1' ELSE '0' END",
+                       w->col[i], ph, i + 2);
         sb_add(b, " FROM \"%s\" WHERE \"%s\" = %s1", m->table, m->key_column, ph);
+        s->params[s->n++] = w->key;
+        for (size_t i = 0; i < w->ncol; i++)
+                s->params[s->n++] = w->val[i];
 }
 
 static void add_insert_row(struct sql_plan *p, const char *ph, const struct sql_mapping *m,
@@ -654,21 +651,14 @@ static void free_cols(char **cols, size_t n)
         }
 }
 
-static int same_value(const char *a, const char *b)
-{
-        if (!a || !b)
-                return a == b;
-        return strcmp(a, b) == 0;
-}
-
-/* Reads the row (its key and mapped columns). Returns 1 found (cols filled), 0 absent,
- * SQL_ERROR. */
+/* Reads the row: its key, then for each mapped column '1' when it holds the order's
+ * value (stmt_compare_row). Returns 1 found (cols filled), 0 absent, SQL_ERROR. */
 static int row_read(const struct sql_driver *drv, struct sql_conn *conn,
                     const struct sql_mapping *m, const struct sql_work *w, char **cols)
 {
         struct sql_stmt s = {0};
         struct sbuf b = {0};
-        stmt_select_row(&s, &b, drv, m, w);
+        stmt_compare_row(&s, &b, drv->placeholder, m, w);
         if (b.failed) {
                 free(b.p);
                 return SQL_ERROR;
@@ -678,12 +668,12 @@ static int row_read(const struct sql_driver *drv, struct sql_conn *conn,
         return rc;
 }
 
-/* Does the row hold the values of the order? Names the first column that differs. */
-static const char *row_differs(const struct sql_driver *drv, const struct sql_work *w, char **cols)
+/* Does the row hold the values of the order (cols as read by row_read)? Names the first
+ * column that differs. */
+static const char *row_differs(const struct sql_work *w, char **cols)
 {
         for (size_t i = 0; i < w->ncol; i++)
-                if (drv->compare_in_sql ? !same_value(cols[i + 1], "t")
-                                        : !same_value(cols[i + 1], w->val[i]))
+                if (!cols[i + 1] || strcmp(cols[i + 1], "1") != 0)
                         return w->col[i];
         return NULL;
 }
@@ -759,7 +749,7 @@ int sql_order_execute(const struct ca_host *host, const struct sql_driver *drv,
                 /* Added means "create this row". An identical row is that order already in
                  * effect (Executed); a row with other values is not, and overwriting it would
                  * be a Modified the server never asked for: Errored, for a person to look at. */
-                const char *col = row_differs(drv, w, cols);
+                const char *col = row_differs(w, cols);
                 if (col) {
                         drv->rollback(conn);
                         host->result_set(r, CA_BACKEND_ERRORED, NULL,
@@ -911,7 +901,7 @@ int sql_order_probe(const struct ca_host *host, const struct sql_driver *drv, st
         int applied;
         if (w->change == CA_BACKEND_CHANGE_DELETED) {
                 applied = found == 0;
-        } else if (found == 0 || row_differs(drv, w, cols)) {
+        } else if (found == 0 || row_differs(w, cols)) {
                 applied = 0;
         } else {
                 int l = links_match(drv, conn, m, w, ident);
@@ -982,7 +972,7 @@ int sql_order_describe(const struct ca_host *host, const struct sql_driver *drv,
         if (w->change != CA_BACKEND_CHANGE_DELETED) {
                 struct sql_stmt s = {0};
                 struct sbuf q = {0};
-                stmt_select_row(&s, &q, drv, m, w);
+                stmt_compare_row(&s, &q, ph, m, w);
                 if (!q.failed) {
                         describe_stmt(&b, q.p, s.params, s.n, ph);
                         sb_add(&b, "-- %s\n",

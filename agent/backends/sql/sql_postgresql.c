@@ -445,7 +445,4 @@ const struct sql_driver sql_driver_postgresql = {
     .close = pg_close,
     .error = pg_error,
     .is_unavailable = pg_is_unavailable,
-    /* Its text output is canonical per type ("t" for true, "1.5" for 1.50), not the
-     * order's spelling. */
-    .compare_in_sql = 1,
 };
