@@ -94,6 +94,9 @@ struct loader {
 /* ---- diagnostics ---- */
 
 static void diag_vadd(struct loader *ld, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void diag_vadd(struct loader *ld, const char *fmt, va_list ap)
 {
         char line[CA_CONFIG_DIAG_LEN];
         ld->problems++;

@@ -22,7 +22,7 @@ for preset in ${CA_BUILDS:-dev asan}; do
   fi
   ctest --preset "$preset" -j "$jobs" || status=1
   # The figures some tests must show in CI's output (ctest keeps them in its log).
-  grep -h -o -E "(crash test: .*|fuzz target .*|Overall exposure level .*)" \
+  grep -h -o -E "(crash test: .*|fuzz_[a-z_]+ +[0-9]+ executions.*|Overall exposure level .*)" \
     "build/$preset/Testing/Temporary/LastTest.log" 2>/dev/null | sed "s/^/[$preset] /" || true
 done
 exit $status

@@ -182,7 +182,7 @@ static int env_parse(struct exec_instance *inst, const char *text, struct ca_bac
                         return host->error(err, CA_BACKEND_EINVALID, "env",
                                            "env: '%.*s' is not a variable name that can be passed "
                                            "(PATH is always %s)",
-                                           (int)len, p, EXEC_SAFE_PATH + 5);
+                                           (int)len, p, &EXEC_SAFE_PATH[5]);
                 if (inst->env_count == EXEC_MAX_ENV)
                         return host->error(err, CA_BACKEND_EINVALID, "env",
                                            "env: more than %d names", EXEC_MAX_ENV);
