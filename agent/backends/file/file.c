@@ -397,15 +397,4 @@ static const struct ca_backend_ops ops = {
     .describe = file_describe,
 };
 
-CA_BACKEND_EXPORT const struct ca_backend_ops *
-connector_agent_backend_entry(uint32_t v, const struct ca_host *h);
-
-CA_BACKEND_EXPORT const struct ca_backend_ops *
-connector_agent_backend_entry(uint32_t v, const struct ca_host *h)
-{
-        if (CA_BACKEND_ABI_MAJOR_OF(v) != CA_BACKEND_ABI_MAJOR || !h ||
-            h->size < offsetof(struct ca_host, log) + sizeof(h->log))
-                return NULL;
-        host = h;
-        return &ops;
-}
+CA_BACKEND_DEFINE_ENTRY(ops, host, log)

@@ -208,17 +208,4 @@ static const struct ca_backend_ops ops = {
     .describe = sql_describe,
 };
 
-CA_BACKEND_EXPORT const struct ca_backend_ops *
-connector_agent_backend_entry(uint32_t v, const struct ca_host *h);
-
-CA_BACKEND_EXPORT const struct ca_backend_ops *
-connector_agent_backend_entry(uint32_t v, const struct ca_host *h)
-{
-        /* The host table grows only by appending: anything of our major version with at
-         * least the members we use will do. */
-        if (CA_BACKEND_ABI_MAJOR_OF(v) != CA_BACKEND_ABI_MAJOR || !h ||
-            h->size < offsetof(struct ca_host, log) + sizeof(h->log))
-                return NULL;
-        host = h;
-        return &ops;
-}
+CA_BACKEND_DEFINE_ENTRY(ops, host, log)

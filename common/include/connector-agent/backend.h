@@ -204,7 +204,32 @@ struct ca_backend_ops {
 typedef const struct ca_backend_ops *(*ca_backend_entry_fn)(uint32_t host_abi_version,
 							      const struct ca_host *host);
 
-/* Put in front of the one exported definition:
+/* Whether the host table h has member (and everything before it): the table only grows
+ * by appending, so a plug-in checks for the last member it calls. */
+#define CA_BACKEND_HOST_HAS(h, member)                                                            \
+        ((h)->size >= offsetof(struct ca_host, member) + sizeof((h)->member))
+
+/* Defines the one exported entry symbol. It refuses a host of another major version, or
+ * one without the members up to last_member; else it keeps the host in host_var (a
+ * `static const struct ca_host *`) and returns &ops_table. Most plug-ins need no other
+ * entry code:
+ *   static const struct ca_host *host;
+ *   static const struct ca_backend_ops ops = { ... };
+ *   CA_BACKEND_DEFINE_ENTRY(ops, host, log) */
+#define CA_BACKEND_DEFINE_ENTRY(ops_table, host_var, last_member)                                \
+        CA_BACKEND_EXPORT const struct ca_backend_ops *connector_agent_backend_entry(           \
+            uint32_t host_abi_version, const struct ca_host *h);                                  \
+        CA_BACKEND_EXPORT const struct ca_backend_ops *connector_agent_backend_entry(           \
+            uint32_t host_abi_version, const struct ca_host *h)                                   \
+        {                                                                                          \
+                if (CA_BACKEND_ABI_MAJOR_OF(host_abi_version) != CA_BACKEND_ABI_MAJOR || !h ||   \
+                    !CA_BACKEND_HOST_HAS(h, last_member))                                          \
+                        return NULL;                                                               \
+                host_var = h;                                                                      \
+                return &ops_table;                                                                 \
+        }
+
+/* Or put in front of your own definition:
  *   CA_BACKEND_EXPORT const struct ca_backend_ops *
  *   connector_agent_backend_entry(uint32_t v, const struct ca_host *h) { ... } */
 #define CA_BACKEND_EXPORT __attribute__((visibility("default")))

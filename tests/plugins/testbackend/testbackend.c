@@ -393,15 +393,4 @@ static const struct ca_backend_ops tb_ops = {
     .describe = tb_describe,
 };
 
-CA_BACKEND_EXPORT const struct ca_backend_ops *
-connector_agent_backend_entry(uint32_t v, const struct ca_host *h);
-
-CA_BACKEND_EXPORT const struct ca_backend_ops *
-connector_agent_backend_entry(uint32_t v, const struct ca_host *h)
-{
-        if (CA_BACKEND_ABI_MAJOR_OF(v) != CA_BACKEND_ABI_MAJOR || !h ||
-            h->size < sizeof(struct ca_host))
-                return NULL;
-        host = h;
-        return &tb_ops;
-}
+CA_BACKEND_DEFINE_ENTRY(tb_ops, host, log)
