@@ -19,7 +19,7 @@ shift || true
 build=${CA_FUZZ_BUILD_DIR:-$src/build/fuzz}
 jobs=${CA_FUZZ_JOBS:-2}
 all=(fuzz_orders fuzz_answers fuzz_config fuzz_backend_sql fuzz_backend_file
-     fuzz_backend_exec_input)
+     fuzz_backend_exec_input fuzz_backend_ldap)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
