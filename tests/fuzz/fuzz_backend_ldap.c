@@ -103,9 +103,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 mapped = 1;
         }
         /* The raw bytes as one value, up to the first NUL (values are C strings). */
-        char *value = strndup((const char *)data, size);
+        char *value = malloc(size + 1);
         if (!value)
                 return 0;
+        memcpy(value, data, size);
+        value[size] = '\0'; /* not strndup: the input is not a string */
         check_dn(value);
         check_filter_value(value);
         free(value);

@@ -507,6 +507,15 @@ static void test_settings_refused(void **state)
         expect_in(err.message, "'nocolon' is not changeKey:ldapAttribute");
         expect_in(err.message, "colour: unknown key");
         settings_clear(&m);
+        /* A leading ';' is no attribute description (found by fuzz_backend_ldap). */
+        const char *semi[] = {"base_dn", PEOPLE, "rdn_attribute", ";cn", "object_class",
+                              "person",  NULL};
+        settings_make(&m, semi);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
+                         CA_BACKEND_EINVALID);
+        expect_in(err.message, "rdn_attribute = ;cn");
+        settings_clear(&m);
         settings_make(&m, people_map);
         memset(&err, 0, sizeof(err));
         assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err), 0);

@@ -33,7 +33,8 @@ int lb_attr_valid(const char *name)
         snprintf(buf, sizeof(buf), "%s", name);
         char *save = NULL;
         char *part = strtok_r(buf, ";", &save);
-        if (!part || name[strlen(name) - 1] == ';' || strstr(name, ";;"))
+        /* strtok_r skips leading separators: ";cn" must not pass as "cn". */
+        if (!part || name[0] == ';' || name[strlen(name) - 1] == ';' || strstr(name, ";;"))
                 return 0;
         /* The attribute type: a descriptor (ALPHA *(ALPHA / DIGIT / "-")) or an OID. */
         if (part[0] >= '0' && part[0] <= '9') {
