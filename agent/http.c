@@ -294,8 +294,6 @@ int http_server_options(CURL *e, const struct ca_config_server *s, const char *u
                 ok &= curl_easy_setopt(e, CURLOPT_SSLKEY, s->client_key) == CURLE_OK;
         if (s->pinned_pubkey)
                 ok &= curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, s->pinned_pubkey) == CURLE_OK;
-        if (getenv("CA_HTTP_DEBUG"))
-                curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
         return ok ? 0 : -EINVAL;
 }
 
