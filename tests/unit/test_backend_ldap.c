@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "backend_loader.h"
+#include "backend_test_util.h"
 #include "config.h"
 #include "order.h"
 
@@ -186,32 +187,6 @@ static int group_teardown(void **state)
         return 0;
 }
 
-/* Settings from "key", "value", ..., NULL. */
-static void settings_make(struct ca_settings *s, const char *const *kv)
-{
-        size_t n = 0;
-        while (kv[2 * n])
-                n++;
-        s->items = calloc(n ? n : 1, sizeof(*s->items));
-        assert_non_null(s->items);
-        s->count = n;
-        for (size_t i = 0; i < n; i++) {
-                s->items[i].key = strdup(kv[2 * i]);
-                s->items[i].value = strdup(kv[2 * i + 1]);
-                s->items[i].line = (unsigned)i + 1;
-        }
-}
-
-static void settings_clear(struct ca_settings *s)
-{
-        for (size_t i = 0; i < s->count; i++) {
-                free(s->items[i].key);
-                free(s->items[i].value);
-        }
-        free(s->items);
-        memset(s, 0, sizeof(*s));
-}
-
 struct conn {
         struct ca_settings settings;
         void *inst;
@@ -273,7 +248,8 @@ static const char *const people_map[] = {"connector",    "ldap",          "base_
                                          PEOPLE,         "rdn_attribute", "uid",
                                          "object_class", "inetOrgPerson", NULL};
 
-static struct ca_order *order_make(const char *change, const char *changes, const char *resource)
+/* An LDAP_User order with these Changes and Resource (JSON objects). */
+static struct ca_order *ldap_order(const char *change, const char *changes, const char *resource)
 {
         static int seq;
         char text[8192];
@@ -281,17 +257,7 @@ static struct ca_order *order_make(const char *change, const char *changes, cons
                  "{\"Id\":\"o-%d\",\"AssignedResourceTypeId\":\"1\",\"ChangeType\":\"%s\","
                  "\"ResourceType\":{\"Identifier\":\"LDAP_User\"},\"Changes\":%s,\"Resource\":%s}",
                  ++seq, change, changes, resource ? resource : "{}");
-        json_error_t jerr;
-        json_t *obj = json_loads(text, 0, &jerr);
-        if (!obj)
-                fail_msg("bad test JSON: %s: %s", jerr.text, text);
-        struct ca_order *o = NULL;
-        struct ca_error err = {0};
-        int r = order_from_json(obj, &o, &err);
-        json_decref(obj);
-        if (r < 0)
-                fail_msg("order_from_json: %s", err.msg);
-        return o;
+        return order_make(text);
 }
 
 struct outcome {
@@ -308,7 +274,7 @@ static struct outcome exec_map(struct conn *c, const char *const *map, const cha
         memset(&out, 0, sizeof(out));
         struct ca_settings m = {0};
         settings_make(&m, map);
-        struct ca_order *o = order_make(change, changes, resource);
+        struct ca_order *o = ldap_order(change, changes, resource);
         out.rc =
             T.ops->execute(c->session, backend_order(o), backend_settings(&m), &out.r, &out.err);
         order_free(o);
@@ -329,7 +295,7 @@ static struct outcome probe_order(struct conn *c, const char *change, const char
         memset(&out, 0, sizeof(out));
         struct ca_settings m = {0};
         settings_make(&m, people_map);
-        struct ca_order *o = order_make(change, changes, resource);
+        struct ca_order *o = ldap_order(change, changes, resource);
         out.rc = T.ops->probe(c->session, backend_order(o), backend_settings(&m), &out.answer,
                               &out.r, &out.err);
         order_free(o);
@@ -942,7 +908,7 @@ static void test_describe(void **state)
         struct ca_settings m = {0};
         settings_make(&m, people_map);
         struct ca_order *o =
-            order_make("Added",
+            ldap_order("Added",
                        "{\"uid\":\"desc\",\"sn\":\"D\",\"userPassword\":\"hunter2-secret\","
                        "\"memberOf_add\":[\"" AGENTS "\"]}",
                        NULL);
@@ -960,7 +926,7 @@ static void test_describe(void **state)
         expect_in(r.message, "dn: " AGENTS "\nchangetype: modify\nadd: member\nmember: uid=desc,");
         order_free(o);
 
-        o = order_make("Modified", "{\"sn\":\"E\",\"title\":null,\"mail_remove\":[\"m@x\"]}",
+        o = ldap_order("Modified", "{\"sn\":\"E\",\"title\":null,\"mail_remove\":[\"m@x\"]}",
                        "{\"uid\":\"desc\"}");
         memset(&r, 0, sizeof(r));
         assert_int_equal(
@@ -968,7 +934,7 @@ static void test_describe(void **state)
         expect_in(r.message, "changetype: modify\nreplace: sn\nsn: E\n-\nreplace: title\n-\n"
                              "delete: mail\nmail: m@x\n-\n");
         order_free(o);
-        o = order_make("Deleted", "{}", "{\"uid\":\"desc\"}");
+        o = ldap_order("Deleted", "{}", "{\"uid\":\"desc\"}");
         memset(&r, 0, sizeof(r));
         assert_int_equal(
             T.ops->describe(c.session, backend_order(o), backend_settings(&m), &r, &err), 0);
@@ -1046,7 +1012,7 @@ static void test_server_down_and_back(void **state)
         /* describe never needs the server. */
         struct ca_settings m = {0};
         settings_make(&m, people_map);
-        struct ca_order *ord = order_make("Deleted", "{}", "{\"uid\":\"hang\"}");
+        struct ca_order *ord = ldap_order("Deleted", "{}", "{\"uid\":\"hang\"}");
         memset(&o, 0, sizeof(o));
         assert_int_equal(
             T.ops->describe(c.session, backend_order(ord), backend_settings(&m), &o.r, &o.err), 0);
