@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Loading the configuration happens in three passes over an intermediate form of raw
- * sections (key, value, line): the file through libinih, then the environment on top,
- * then the keyword tables that convert, bound and check every value into struct
- * ca_config. Every pass records problems and goes on, so that one run shows the
+ * sections (key, value, line): the file (this file's own INI reader), then the
+ * environment on top, then the keyword tables that convert, bound and check every value
+ * into struct ca_config. Every pass records problems and goes on, so that one run shows the
  * operator all of them; the config is handed out only when there were none.
  *
  * Values are never quoted in a diagnostic: a misplaced secret must not reach a log, and
@@ -9,8 +10,8 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
-#include <ini.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -76,19 +77,13 @@ struct loader {
         struct raw_section **sections;
         size_t nsec;
 
-        /* State shared by the line reader and the key handler: inih calls the handler for
-         * the line the reader returned last, so lineno is the handler's line. */
-        FILE *f;
-        char *buf;
-        size_t bufcap;
+        /* The file reader's state. */
         unsigned lineno;
-        struct raw_section *cur; /* NULL outside a (valid) section */
-        bool bad_section;        /* keys under a refused header are not reported again */
-        bool cont_ok;            /* an indented line now continues the previous key */
-        bool is_cont;            /* the current line is such a continuation */
-        struct raw_section *last_sec;
+        struct raw_section *cur;      /* NULL outside a (valid) section */
+        bool bad_section;             /* keys under a refused header are not reported again */
+        bool cont_ok;                 /* an indented line now continues the previous key */
+        struct raw_section *last_sec; /* where that key went, NULL when it was refused */
         size_t last_idx;
-        unsigned syntax_errors;
 };
 
 /* ---- diagnostics ---- */
@@ -237,23 +232,6 @@ static bool parse_bool(const char *s, int *out)
         return false;
 }
 
-static bool parse_uint(const char *s, uint64_t *out)
-{
-        uint64_t v = 0;
-        if (!*s)
-                return false;
-        for (const char *p = s; *p; p++) {
-                if (*p < '0' || *p > '9')
-                        return false;
-                unsigned d = (unsigned)(*p - '0');
-                if (v > (UINT64_MAX - d) / 10)
-                        return false;
-                v = v * 10 + d;
-        }
-        *out = v;
-        return true;
-}
-
 /* ---- raw sections ---- */
 
 static const char *kind_word(enum sec_kind k)
@@ -396,20 +374,42 @@ static void entry_set_env(struct loader *ld, struct raw_section *s, struct raw_e
         e->line = 0;
 }
 
-/* ---- pass 1: the file ---- */
+/* ---- pass 1: the file ----
+ *
+ * The dialect is libinih's (which this reader replaced, so that every error is reported
+ * with its line, not only the first, and names are never truncated): "[section]" and
+ * "key = value" (or "key: value") lines; ';' or '#' starts a comment line; " ;" (a ';'
+ * after a blank) starts a comment at the end of a line; a line that starts with blanks
+ * after a key continues that key's value (joined by a newline, as Python's configparser
+ * does); a UTF-8 byte order mark on the first line is skipped. */
 
-/* inih's own scan for '=' / ':', which stops at an inline comment (" ;"). */
-static bool has_separator(const char *s)
+/* isspace() in the C locale, as inih had it; '\n' never reaches here. */
+#define BLANKS " \t\v\f\r"
+
+static bool is_blank(char c)
 {
-        bool was_space = false;
+        return c && strchr(BLANKS, c);
+}
+
+/* The first of chars in s, or an inline comment's ';' (after a blank), or the end. */
+static char *find_or_comment(char *s, const char *chars)
+{
+        bool was_blank = false;
         for (; *s; s++) {
-                if (*s == '=' || *s == ':')
-                        return true;
-                if (was_space && *s == ';')
-                        return false;
-                was_space = *s == ' ' || *s == '\t';
+                if ((chars && strchr(chars, *s)) || (was_blank && *s == ';'))
+                        break;
+                was_blank = is_blank(*s);
         }
-        return false;
+        return s;
+}
+
+static char *strip(char *s)
+{
+        s += strspn(s, BLANKS);
+        size_t n = strlen(s);
+        while (n > 0 && is_blank(s[n - 1]))
+                s[--n] = '\0';
+        return s;
 }
 
 static void on_section_line(struct loader *ld, char *start)
@@ -423,19 +423,15 @@ static void on_section_line(struct loader *ld, char *start)
         ld->cont_ok = false;
         if (!end) {
                 diag_add(ld, "%s:%u: section header without ']'", ld->path, ld->lineno);
-                ld->syntax_errors++;
                 return;
         }
         *end = '\0';
-        type = start + 1;
-        type += strspn(type, " \t");
-        for (char *p = end - 1; p >= type && (*p == ' ' || *p == '\t'); p--)
-                *p = '\0';
-        size_t tlen = strcspn(type, " \t");
+        type = strip(start + 1);
+        size_t tlen = strcspn(type, BLANKS);
         if (type[tlen]) {
                 type[tlen] = '\0';
                 name = type + tlen + 1;
-                name += strspn(name, " \t");
+                name += strspn(name, BLANKS);
         }
         if (!strcmp(type, "agent"))
                 kind = SEC_AGENT;
@@ -480,142 +476,116 @@ static void on_section_line(struct loader *ld, char *start)
         ld->bad_section = ld->cur == NULL;
 }
 
-/* Mirrors inih's reading of one line so that every syntax error is reported (inih
- * reports only the first) and sections keep their full names (inih truncates them).
- * Returns true when the line may go on to inih. */
-static bool classify_line(struct loader *ld, char *line)
+/* An indented line after a key: its value goes on. */
+static void on_continuation(struct loader *ld, char *text)
 {
-        char *start = line;
-        if (ld->lineno == 1 && !strncmp(start, "\xEF\xBB\xBF", 3))
-                start += 3;
-        start += strspn(start, " \t");
-        if (*start == ';' || *start == '#' || !*start)
-                return true;
-        if (ld->cont_ok && start > line) {
-                ld->is_cont = true;
-                return true;
+        *find_or_comment(text, NULL) = '\0';
+        const char *value = strip(text);
+        if (!ld->last_sec || !*value)
+                return; /* the key was refused: so is what continues it */
+        struct raw_entry *e = &ld->last_sec->entries[ld->last_idx];
+        size_t a = strlen(e->value), b = strlen(value);
+        if (a + b + 1 > CA_CONFIG_MAX_VALUE) {
+                diag_entry(ld, ld->last_sec, e, "value longer than %d bytes", CA_CONFIG_MAX_VALUE);
+                ld->last_sec = NULL;
+                return;
         }
-        if (*start == '[') {
-                char copy[CA_CONFIG_MAX_LINE + 1];
-                snprintf(copy, sizeof(copy), "%s", start);
-                on_section_line(ld, copy);
-                return true;
+        char *v = malloc(a + b + 2);
+        if (!v) {
+                ld->oom = true;
+                return;
         }
-        if (!has_separator(start)) {
+        /* "key =" then indented lines: the value starts on the next line. */
+        size_t sep = a > 0;
+        memcpy(v, e->value, a);
+        v[a] = '\n';
+        memcpy(v + a + sep, value, b + 1);
+        wipe_free(e->value);
+        e->value = v;
+}
+
+static void on_key_line(struct loader *ld, char *start)
+{
+        char *sep = find_or_comment(start, "=:");
+        if (*sep != '=' && *sep != ':') {
                 diag_add(ld, "%s:%u: expected 'key = value' or '[section]'", ld->path, ld->lineno);
-                ld->syntax_errors++;
-                return false;
+                return;
         }
+        *sep = '\0';
+        const char *name = strip(start);
+        char *value = sep + 1;
+        *find_or_comment(value, NULL) = '\0';
+        value = strip(value);
+
         ld->cont_ok = true;
-        return true;
-}
-
-static char *read_line(char *str, int num, void *stream)
-{
-        struct loader *ld = stream;
-        ssize_t n = getline(&ld->buf, &ld->bufcap, ld->f);
-        if (n < 0)
-                return NULL;
-        ld->lineno++;
-        ld->is_cont = false;
-        char *line = ld->buf;
-        size_t len = (size_t)n;
-        if (strlen(line) != len) {
-                diag_add(ld, "%s:%u: line contains a NUL byte", ld->path, ld->lineno);
-                ld->syntax_errors++;
-                snprintf(str, (size_t)num, ";\n");
-                return str;
-        }
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-                line[--len] = '\0';
-        if (len + 3 > (size_t)num) {
-                diag_add(ld, "%s:%u: line longer than %d characters", ld->path, ld->lineno,
-                         num - 3);
-                ld->syntax_errors++;
-                snprintf(str, (size_t)num, ";\n");
-                return str;
-        }
-        if (!classify_line(ld, line))
-                snprintf(str, (size_t)num, ";\n");
-        else
-                snprintf(str, (size_t)num, "%s\n", line);
-        return str;
-}
-
-static int on_key(void *user, const char *section, const char *name, const char *value)
-{
-        struct loader *ld = user;
-        struct raw_entry *e;
-        (void)section; /* ours is the untruncated one */
-
-        if (ld->is_cont) {
-                /* A continued value (indented line) joins the previous with a newline, as in
-                 * Python's configparser: long SQL statements read better that way. */
-                if (!ld->last_sec || !*value)
-                        return 1;
-                e = &ld->last_sec->entries[ld->last_idx];
-                size_t a = strlen(e->value), b = strlen(value);
-                if (a + b + 1 > CA_CONFIG_MAX_VALUE) {
-                        diag_entry(ld, ld->last_sec, e, "value longer than %d bytes",
-                                   CA_CONFIG_MAX_VALUE);
-                        ld->last_sec = NULL;
-                        return 1;
-                }
-                char *v = malloc(a + b + 2);
-                if (!v) {
-                        ld->oom = true;
-                        return 1;
-                }
-                /* "key =" then indented lines: the value starts on the next line. */
-                size_t sep = a > 0;
-                memcpy(v, e->value, a);
-                v[a] = '\n';
-                memcpy(v + a + sep, value, b + 1);
-                wipe_free(e->value);
-                e->value = v;
-                return 1;
-        }
         ld->last_sec = NULL;
         if (!ld->cur) {
                 if (!ld->bad_section)
                         diag_add(ld, "%s:%u: %s: key outside any section", ld->path, ld->lineno,
                                  name);
-                return 1;
+                return;
         }
         if (!*name) {
                 diag_add(ld, "%s:%u: [%s]: empty key name", ld->path, ld->lineno, ld->cur->title);
-                return 1;
+                return;
         }
-        e = entry_find(ld->cur, name);
+        struct raw_entry *e = entry_find(ld->cur, name);
         if (e) {
                 diag_add(ld, "%s:%u: [%s] %s: duplicate key (first at line %u)", ld->path,
                          ld->lineno, ld->cur->title, name, e->line);
-                return 1;
+                return;
         }
         if (strlen(value) > CA_CONFIG_MAX_VALUE) {
                 diag_add(ld, "%s:%u: [%s] %s: value longer than %d bytes", ld->path, ld->lineno,
                          ld->cur->title, name, CA_CONFIG_MAX_VALUE);
-                return 1;
+                return;
         }
         if (entry_add(ld, ld->cur, name, value, ld->lineno, NULL)) {
                 ld->last_sec = ld->cur;
                 ld->last_idx = ld->cur->count - 1;
         }
-        return 1;
+}
+
+static void on_line(struct loader *ld, char *line, size_t len)
+{
+        if (strlen(line) != len) {
+                diag_add(ld, "%s:%u: line contains a NUL byte", ld->path, ld->lineno);
+                return;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = '\0';
+        if (len > CA_CONFIG_MAX_LINE) {
+                diag_add(ld, "%s:%u: line longer than %d characters", ld->path, ld->lineno,
+                         CA_CONFIG_MAX_LINE);
+                return;
+        }
+        if (ld->lineno == 1 && !strncmp(line, "\xEF\xBB\xBF", 3))
+                line += 3;
+        char *start = line + strspn(line, BLANKS);
+        if (!*start || *start == ';' || *start == '#')
+                return;
+        if (ld->cont_ok && start > line)
+                on_continuation(ld, start);
+        else if (*start == '[')
+                on_section_line(ld, start);
+        else
+                on_key_line(ld, start);
 }
 
 static int load_file(struct loader *ld)
 {
         struct stat st;
+        char *buf = NULL;
+        size_t cap = 0;
         int r = 0;
 
-        ld->f = fopen(ld->path, "re");
-        if (!ld->f) {
+        FILE *f = fopen(ld->path, "re");
+        if (!f) {
                 r = -errno;
                 diag_add(ld, "%s: cannot open: %s", ld->path, strerror(errno));
                 goto out;
         }
-        if (fstat(fileno(ld->f), &st) < 0) {
+        if (fstat(fileno(f), &st) < 0) {
                 r = -errno;
                 diag_add(ld, "%s: cannot stat: %s", ld->path, strerror(errno));
                 goto out;
@@ -630,31 +600,26 @@ static int load_file(struct loader *ld)
                 diag_add(ld, "%s: larger than %d bytes", ld->path, CA_CONFIG_MAX_FILE);
                 goto out;
         }
-        /* Debian's libinih takes its line limit from this global (default 200, too short
-         * for an SQL statement); config_load runs on the main thread only. */
-        int saved_max_line = ini_max_line;
-        ini_max_line = CA_CONFIG_MAX_LINE + 3;
-        int rc = ini_parse_stream(read_line, ld, on_key, ld);
-        ini_max_line = saved_max_line;
-        if (ferror(ld->f)) {
+        while (!ld->oom) {
+                errno = 0;
+                ssize_t n = getline(&buf, &cap, f);
+                if (n < 0) {
+                        ld->oom = errno == ENOMEM;
+                        break;
+                }
+                ld->lineno++;
+                on_line(ld, buf, (size_t)n);
+        }
+        if (!ld->oom && ferror(f)) {
                 r = -EIO;
                 diag_add(ld, "%s: read error", ld->path);
-                goto out;
-        }
-        if (rc > 0 && ld->syntax_errors == 0)
-                diag_add(ld, "%s:%d: syntax error", ld->path, rc);
-        else if (rc < 0) {
-                r = rc == -2 ? -ENOMEM : -EIO;
-                diag_add(ld, "%s: cannot parse", ld->path);
         }
 out:
-        if (ld->f)
-                fclose(ld->f);
-        ld->f = NULL;
-        if (ld->buf)
-                explicit_bzero(ld->buf, ld->bufcap);
-        free(ld->buf);
-        ld->buf = NULL;
+        if (f)
+                fclose(f);
+        if (buf)
+                explicit_bzero(buf, cap); /* a line may have held a back-end password */
+        free(buf);
         return r;
 }
 
@@ -851,10 +816,24 @@ static void apply_table(struct loader *ld, struct raw_section *sec,
 
                 if (e && kw->type == CA_KEY_SECRET && !e->env)
                         continue; /* refused above */
+                /* A secret handed over as a variable often comes from a file (podman's
+                 * type=env secrets, `$(cat file)` keeps none, `--env-file` does): one
+                 * trailing newline is dropped, as secret_read_file does for a file. */
+                if (e && e->env && kw->type == CA_KEY_SECRET) {
+                        size_t len = strlen(e->value);
+                        if (len > 0 && e->value[len - 1] == '\n')
+                                e->value[len - 1] = '\0';
+                }
                 if (e && strchr(e->value, '\n')) {
-                        diag_entry(ld, sec, e,
-                                   "continues on an indented line: only back-end settings may "
-                                   "span lines");
+                        if (e->env)
+                                diag_entry(ld, sec, e,
+                                           "the value has a line break inside: an environment "
+                                           "value must be one line (a secret may end in one "
+                                           "newline, which is removed)");
+                        else
+                                diag_entry(ld, sec, e,
+                                           "continues on an indented line: only back-end "
+                                           "settings may span lines");
                         continue;
                 }
                 if (e && (*e->value || kw->type == CA_KEY_SECRET))
@@ -893,7 +872,7 @@ static void apply_table(struct loader *ld, struct raw_section *sec,
                         u = sz;
                         break;
                 case CA_KEY_UINT:
-                        if (!parse_uint(text, &u))
+                        if (config_parse_uint(text, &u) < 0)
                                 goto bad;
                         break;
                 case CA_KEY_BOOL:
@@ -930,80 +909,106 @@ static void apply_table(struct loader *ld, struct raw_section *sec,
         }
 }
 
-/* https://, or http:// to loopback only: a token must never cross a network in clear. */
-static const char *url_problem(const char *url)
+/* https://, or http:// to loopback only: a token must never cross a network in clear.
+ * libcurl's URL parser decides what the host, port and parts are, so the check sees the
+ * URL as the transfers will (127.1 is 127.0.0.1 there too); on top of it the agent asks
+ * for the plain form it appends paths to: "scheme://host[:port][/path]". Writes why the
+ * URL is refused into why and returns it, or NULL when it is fine. */
+static const char *url_problem(const char *url, char *why, size_t len)
 {
-        char host[CA_URL_HOST_MAX];
-        const char *rest, *port = NULL;
-        bool https, v6 = false;
+        const char *msg = NULL;
+        char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL;
 
         for (const char *p = url; *p; p++) {
                 if ((unsigned char)*p <= 0x20 || *p == 0x7f)
                         return "contains a space or a control character";
         }
-        if (!strncasecmp(url, "https://", 8)) {
-                https = true;
-                rest = url + 8;
-        } else if (!strncasecmp(url, "http://", 7)) {
-                https = false;
-                rest = url + 7;
-        } else {
-                return "must start with https:// (or http:// to a loopback host)";
+        CURLU *u = curl_url();
+        if (!u)
+                return "cannot be checked: out of memory";
+        CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+        switch (rc) {
+        case CURLUE_OK:
+                break;
+        case CURLUE_BAD_SCHEME:
+        case CURLUE_UNSUPPORTED_SCHEME:
+        case CURLUE_BAD_SLASHES:
+                msg = "must start with https:// (or http:// to a loopback host)";
+                goto out;
+        case CURLUE_NO_HOST:
+                msg = "has no host";
+                goto out;
+        case CURLUE_BAD_PORT_NUMBER:
+                msg = "has an invalid port";
+                goto out;
+        case CURLUE_BAD_IPV6:
+                msg = "not a valid IPv6 address between [ ]";
+                goto out;
+        default:
+                snprintf(why, len, "is not a valid URL (%s)", curl_url_strerror(rc));
+                msg = why;
+                goto out;
         }
-        if (strpbrk(rest, "?#"))
-                return "must not have a query or a fragment";
-        size_t n = strcspn(rest, "/");
-        if (memchr(rest, '@', n))
-                return "must not carry credentials (user:password@): use client_secret_file";
-        if (n == 0)
-                return "has no host";
-        if (n >= sizeof(host))
-                return "host name too long";
-        memcpy(host, rest, n);
-        host[n] = '\0';
-        char *h = host;
-        if (h[0] == '[') {
-                char *rb = strchr(h, ']');
-                if (!rb)
-                        return "IPv6 address without ']'";
-                if (rb[1] && rb[1] != ':')
-                        return "has an invalid port";
-                port = rb[1] ? rb + 2 : NULL;
-                *rb = '\0';
-                h++;
-                v6 = true;
-                struct in6_addr a6;
-                if (inet_pton(AF_INET6, h, &a6) != 1)
-                        return "not a valid IPv6 address between [ ]";
-        } else {
-                char *c = strchr(h, ':');
-                if (c) {
-                        *c = '\0';
-                        port = c + 1;
-                }
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0); /* lower case */
+        size_t slen = scheme ? strlen(scheme) : 0;
+        bool https = scheme && !strcmp(scheme, "https");
+        /* libcurl also takes "https:/h" and "https:///h"; paths are appended to this. */
+        if ((!https && (!scheme || strcmp(scheme, "http"))) || strncmp(url + slen, "://", 3)) {
+                msg = "must start with https:// (or http:// to a loopback host)";
+                goto out;
         }
-        if (!*h)
-                return "has no host";
-        if (port) {
-                uint64_t p;
-                if (strlen(port) > 5 || !parse_uint(port, &p) || p == 0 || p > 65535)
-                        return "has an invalid port";
+        const char *authority = url + slen + 3;
+        size_t alen = strcspn(authority, "/?#");
+        if (alen == 0) {
+                msg = "has no host";
+                goto out;
+        }
+        /* libcurl keeps an empty query or fragment ("h/?") out of its parts. */
+        if (strpbrk(authority, "?#")) {
+                msg = "must not have a query or a fragment";
+                goto out;
+        }
+        if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+                msg = "must not carry credentials (user:password@): use client_secret_file";
+                goto out;
+        }
+        /* libcurl drops an empty port ("h:") and takes port 0. */
+        if (authority[alen - 1] == ':' ||
+            (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK && !strcmp(port, "0"))) {
+                msg = "has an invalid port";
+                goto out;
+        }
+        if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
+                msg = "has no host";
+                goto out;
+        }
+        if (strlen(host) >= CA_URL_HOST_MAX) {
+                msg = "host name too long";
+                goto out;
         }
         if (https)
-                return NULL;
-        if (v6) {
+                goto out;
+        if (host[0] == '[') { /* "[::1]", its zone id already apart */
                 struct in6_addr a6;
-                if (inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6))
-                        return NULL;
+                host[strlen(host) - 1] = '\0';
+                if (inet_pton(AF_INET6, host + 1, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6))
+                        goto out;
         } else {
                 struct in_addr a4;
-                if (!strcasecmp(h, "localhost") || !strcasecmp(h, "localhost."))
-                        return NULL;
-                if (inet_pton(AF_INET, h, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127)
-                        return NULL;
+                if (!strcasecmp(host, "localhost") || !strcasecmp(host, "localhost."))
+                        goto out;
+                if (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127)
+                        goto out;
         }
-        return "plain http:// is allowed only to a loopback host (127.0.0.0/8, localhost, "
-               "[::1]): use https://";
+        msg = "plain http:// is allowed only to a loopback host (127.0.0.0/8, localhost, "
+              "[::1]): use https://";
+out:
+        curl_free(scheme);
+        curl_free(host);
+        curl_free(port);
+        curl_free(user);
+        curl_url_cleanup(u);
+        return msg;
 }
 
 static void check_path(struct loader *ld, struct raw_section *sec, const char *key,
@@ -1016,6 +1021,63 @@ static void check_path(struct loader *ld, struct raw_section *sec, const char *k
                 diag_entry(ld, sec, e, "must be an absolute path");
         else if (!absolute && access(value, R_OK) < 0)
                 diag_entry(ld, sec, e, "cannot read the file: %s", strerror(errno));
+}
+
+/* A search list of directories, "A:B": each an absolute path. */
+static void check_path_list(struct loader *ld, struct raw_section *sec, const char *key,
+                            const char *value)
+{
+        struct raw_entry *e = entry_find(sec, key);
+        if (!value || !e)
+                return;
+        for (const char *d = value;; d++) {
+                if (*d != '/') {
+                        diag_entry(ld, sec, e, "must be absolute paths, separated by ':'");
+                        return;
+                }
+                d = strchr(d, ':');
+                if (!d)
+                        return;
+        }
+}
+
+/* A password keyword (password=, ?password=) or a URI's user:password@. */
+static int conninfo_has_password(const char *conninfo)
+{
+        if (strstr(conninfo, "password"))
+                return 1;
+        const char *uri = strstr(conninfo, "://");
+        if (!uri)
+                return 0;
+        uri += 3;
+        size_t auth = strcspn(uri, "/?");
+        const char *at = memchr(uri, '@', auth);
+        return at && memchr(uri, ':', (size_t)(at - uri)) != NULL;
+}
+
+/* The journal's driver and where it connects; the journal refuses the rest at open. */
+static void validate_journal(struct loader *ld, struct raw_section *sec,
+                             const struct ca_config_agent *a)
+{
+        struct raw_entry *e;
+        int pg = a->journal && strcmp(a->journal, "postgresql") == 0;
+        if (a->journal && !pg && strcmp(a->journal, "sqlite") != 0 &&
+            (e = entry_find(sec, "journal")))
+                diag_entry(ld, sec, e, "must be sqlite or postgresql");
+        if (pg && !a->journal_connection)
+                diag_section(ld, sec, "journal_connection",
+                             "journal = postgresql needs journal_connection (a libpq connection "
+                             "string, e.g. host=db.example.com dbname=connector_agent user=agent)");
+        if (a->journal_password_file && a->journal_password_credential &&
+            (e = entry_find(sec, "journal_password_credential")))
+                diag_entry(ld, sec, e,
+                           "set only one of journal_password_file and journal_password_credential");
+        /* config show prints the connection string: a password never goes there. */
+        if (a->journal_connection && conninfo_has_password(a->journal_connection) &&
+            (e = entry_find(sec, "journal_connection")))
+                diag_entry(ld, sec, e,
+                           "must not carry a password: use journal_password_file or "
+                           "journal_password_credential");
 }
 
 static void validate_agent(struct loader *ld, struct raw_section *sec, struct ca_config_agent *a)
@@ -1043,10 +1105,15 @@ static void validate_agent(struct loader *ld, struct raw_section *sec, struct ca
                                      "the host name is not a valid identifier: set identifier");
         }
         check_path(ld, sec, "state_dir", a->state_dir, true);
-        check_path(ld, sec, "backend_dir", a->backend_dir, true);
+        validate_journal(ld, sec, a);
+        check_path_list(ld, sec, "backend_dir", a->backend_dir);
         if (a->log_level && log_level_parse(a->log_level, &level) < 0 &&
             (e = entry_find(sec, "log_level")))
                 diag_entry(ld, sec, e, "must be one of error, warning, notice, info, debug");
+        enum ca_log_format format;
+        if (a->log_format && log_format_parse(a->log_format, &format) < 0 &&
+            (e = entry_find(sec, "log_format")))
+                diag_entry(ld, sec, e, "must be text or json");
         if (a->status_address) {
                 struct in6_addr a6;
                 if (inet_pton(AF_INET, a->status_address, &a6) != 1 &&
@@ -1056,13 +1123,20 @@ static void validate_agent(struct loader *ld, struct raw_section *sec, struct ca
         }
 }
 
+/* "file /etc/connector-agent/client_secret": what config show prints for the secret. */
+static char *secret_source(struct loader *ld, const char *kind, const char *where)
+{
+        char text[PATH_MAX + 32];
+        snprintf(text, sizeof(text), "%s %s", kind, where);
+        return dup_str(ld, text);
+}
+
 static void load_secret(struct loader *ld, struct raw_section *sec, struct ca_config_server *s)
 {
         struct raw_entry *file = entry_find(sec, "client_secret_file");
         struct raw_entry *cred = entry_find(sec, "client_secret_credential");
         struct raw_entry *plain = entry_find(sec, "client_secret");
         struct ca_error err = {0};
-        char path[PATH_MAX];
 
         /* Empty means unset; a value on several lines was refused by the table, and its
          * text must not reach a message as a path. */
@@ -1072,60 +1146,48 @@ static void load_secret(struct loader *ld, struct raw_section *sec, struct ca_co
                 file = NULL;
         if (cred && !*cred->value)
                 cred = NULL;
-        if (plain) /* from the environment: accepted (or refused) by the table */
+        if (plain) { /* from the environment: accepted (or refused) by the table */
+                s->client_secret_source = dup_str(ld, "environment " ENV_SECRET);
                 return;
+        }
         if (file && cred) {
                 diag_entry(ld, sec, cred,
                            "set only one of client_secret_file and "
                            "client_secret_credential");
                 return;
         }
-        if (file) {
-                if (secret_read_file(file->value, &s->client_secret, &err) < 0)
-                        diag_entry(ld, sec, file, "%s", err.msg);
-                return;
-        }
-        if (cred) {
-                const char *dir = env_get(ld->envp, "CREDENTIALS_DIRECTORY");
-                if (!name_ok(cred->value, true)) {
-                        diag_entry(ld, sec, cred, "must be a credential name, not a path");
-                        return;
-                }
-                if (!dir || !*dir) {
-                        diag_entry(ld, sec, cred,
-                                   "CREDENTIALS_DIRECTORY is not set (does the unit have "
-                                   "LoadCredential=%s:...?)",
-                                   cred->value);
-                        return;
-                }
-                if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, cred->value) >=
-                    sizeof(path)) {
-                        diag_entry(ld, sec, cred, "credential path too long");
-                        return;
-                }
-                if (secret_read_file(path, &s->client_secret, &err) < 0)
-                        diag_entry(ld, sec, cred, "%s", err.msg);
-                return;
-        }
-        diag_section(ld, sec, "client_secret",
-                     "no secret: set client_secret_file, client_secret_credential or %s",
-                     ENV_SECRET);
+        char which;
+        int rc = secret_read_named(file ? file->value : NULL, cred ? cred->value : NULL,
+                                   env_get(ld->envp, "CREDENTIALS_DIRECTORY"), &s->client_secret,
+                                   &which, &err);
+        if (rc == -ENOENT)
+                diag_section(ld, sec, "client_secret",
+                             "no secret: set client_secret_file, client_secret_credential or %s",
+                             ENV_SECRET);
+        else if (rc < 0)
+                diag_entry(ld, sec, which == 'f' ? file : cred, "%s", err.msg);
+        else if (which == 'f')
+                s->client_secret_source = secret_source(ld, "file", file->value);
+        else
+                s->client_secret_source = secret_source(ld, "credential", cred->value);
 }
 
 static void validate_server(struct loader *ld, struct raw_section *sec, struct ca_config_server *s)
 {
         struct raw_entry *e;
         const char *why;
+        char buf[CA_CONFIG_DIAG_LEN];
         struct stat st;
 
-        if (s->url && (why = url_problem(s->url)) && (e = entry_find(sec, "url")))
+        if (s->url && (why = url_problem(s->url, buf, sizeof(buf))) && (e = entry_find(sec, "url")))
                 diag_entry(ld, sec, e, "%s", why);
         else if (s->url) {
                 size_t n = strlen(s->url);
                 while (n > 0 && s->url[n - 1] == '/')
                         s->url[--n] = '\0';
         }
-        if (s->token_url && (why = url_problem(s->token_url)) && (e = entry_find(sec, "token_url")))
+        if (s->token_url && (why = url_problem(s->token_url, buf, sizeof(buf))) &&
+            (e = entry_find(sec, "token_url")))
                 diag_entry(ld, sec, e, "%s", why);
         if (!s->token_url && s->url) {
                 size_t n = strlen(s->url) + sizeof("/connect/token");
@@ -1156,7 +1218,9 @@ static void validate_server(struct loader *ld, struct raw_section *sec, struct c
         load_secret(ld, sec, s);
 }
 
-static int settings_copy(struct loader *ld, const struct raw_section *sec, struct ca_settings *out)
+/* t: the section's table, whose agent_only keys stay out (NULL: every key). */
+static int settings_copy(struct loader *ld, const struct raw_section *sec,
+                         const struct ca_keyword_table *t, struct ca_settings *out)
 {
         if (!sec->count)
                 return 0;
@@ -1166,6 +1230,9 @@ static int settings_copy(struct loader *ld, const struct raw_section *sec, struc
                 return -ENOMEM;
         }
         for (size_t i = 0; i < sec->count; i++) {
+                if (t && config_keyword_find(t, sec->entries[i].key) &&
+                    config_keyword_agent_only(sec->entries[i].key))
+                        continue;
                 struct ca_setting *s = &out->items[out->count++];
                 s->key = dup_str(ld, sec->entries[i].key);
                 s->value = dup_str(ld, sec->entries[i].value);
@@ -1209,7 +1276,7 @@ static void build(struct loader *ld, struct ca_config *cfg)
                         if (c->backend && e && !name_ok(c->backend, true))
                                 diag_entry(ld, sec, e,
                                            "a plug-in name: letters, digits, '.', '_', '-'");
-                        settings_copy(ld, sec, &c->settings);
+                        settings_copy(ld, sec, &ca_config_connector_keys, &c->settings);
                         break;
                 }
                 case SEC_RESOURCE_TYPE: {
@@ -1218,7 +1285,7 @@ static void build(struct loader *ld, struct ca_config *cfg)
                         r->identifier = dup_str(ld, sec->name);
                         r->line = sec->line;
                         apply_table(ld, sec, &ca_config_resource_type_keys, r);
-                        settings_copy(ld, sec, &r->settings);
+                        settings_copy(ld, sec, NULL, &r->settings);
                         break;
                 }
                 }
@@ -1293,35 +1360,38 @@ static void settings_free(struct ca_settings *s)
         free(s->items);
 }
 
+/* Every string a table's keys point at in base: a new key needs no line here. */
+static void table_free(const struct ca_keyword_table *t, void *base)
+{
+        for (size_t i = 0; i < t->count; i++) {
+                const struct ca_keyword *kw = &t->keys[i];
+                if (kw->offset == CA_KEY_NO_FIELD)
+                        continue;
+                char **field = (char **)(void *)((char *)base + kw->offset);
+                if (kw->type == CA_KEY_SECRET)
+                        secret_free(*field);
+                else if (kw->type == CA_KEY_STRING)
+                        free(*field);
+        }
+}
+
 void config_free(struct ca_config *cfg)
 {
         if (!cfg)
                 return;
         free(cfg->path);
-        free(cfg->agent.identifier);
-        free(cfg->agent.state_dir);
-        free(cfg->agent.backend_dir);
-        free(cfg->agent.log_level);
-        free(cfg->agent.status_address);
-        free(cfg->server.url);
-        free(cfg->server.token_url);
-        free(cfg->server.client_id);
-        secret_free(cfg->server.client_secret);
-        free(cfg->server.scope);
-        free(cfg->server.api_version);
-        free(cfg->server.ca_file);
-        free(cfg->server.client_cert);
-        free(cfg->server.client_key);
-        free(cfg->server.pinned_pubkey);
+        table_free(&ca_config_agent_keys, &cfg->agent);
+        table_free(&ca_config_server_keys, &cfg->server);
+        free(cfg->server.client_secret_source); /* computed, not a key */
         for (size_t i = 0; i < cfg->connector_count; i++) {
                 free(cfg->connectors[i].name);
-                free(cfg->connectors[i].backend);
+                table_free(&ca_config_connector_keys, &cfg->connectors[i]);
                 settings_free(&cfg->connectors[i].settings);
         }
         free(cfg->connectors);
         for (size_t i = 0; i < cfg->resource_type_count; i++) {
                 free(cfg->resource_types[i].identifier);
-                free(cfg->resource_types[i].connector);
+                table_free(&ca_config_resource_type_keys, &cfg->resource_types[i]);
                 settings_free(&cfg->resource_types[i].settings);
         }
         free(cfg->resource_types);
@@ -1395,4 +1465,129 @@ const struct ca_config_resource_type *config_find_resource_type(const struct ca_
                         return &cfg->resource_types[i];
         }
         return NULL;
+}
+
+/* ---- what a reload cannot apply ---- */
+
+static int field_differs(const struct ca_keyword *kw, const void *a, const void *b)
+{
+        const char *pa = (const char *)a + kw->offset, *pb = (const char *)b + kw->offset;
+        switch (kw->type) {
+        case CA_KEY_STRING:
+        case CA_KEY_SECRET: {
+                const char *x = *(char *const *)(const void *)pa;
+                const char *y = *(char *const *)(const void *)pb;
+                return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+        }
+        case CA_KEY_DURATION:
+                return *(const uint64_t *)(const void *)pa != *(const uint64_t *)(const void *)pb;
+        case CA_KEY_SIZE:
+                return *(const size_t *)(const void *)pa != *(const size_t *)(const void *)pb;
+        case CA_KEY_UINT:
+                return *(const unsigned *)(const void *)pa != *(const unsigned *)(const void *)pb;
+        case CA_KEY_BOOL:
+                return *(const int *)(const void *)pa != *(const int *)(const void *)pb;
+        }
+        return 0;
+}
+
+static bool table_differs(const struct ca_keyword_table *t, const void *a, const void *b)
+{
+        for (size_t i = 0; i < t->count; i++) {
+                if (t->keys[i].offset != CA_KEY_NO_FIELD && field_differs(&t->keys[i], a, b))
+                        return true;
+        }
+        return false;
+}
+
+static void name_add(char *out, size_t len, const char *title, const char *what)
+{
+        size_t used = strlen(out);
+        if (used + 1 < len)
+                snprintf(out + used, len - used, "%s[%s] %s", used ? ", " : "", title, what);
+}
+
+static size_t keys_of(const struct ca_keyword_table *t, const char *title, const void *a,
+                      const void *b, bool restart_only, char *out, size_t len)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < t->count; i++) {
+                const struct ca_keyword *kw = &t->keys[i];
+                if ((restart_only && kw->reload) || kw->offset == CA_KEY_NO_FIELD ||
+                    !field_differs(kw, a, b))
+                        continue;
+                name_add(out, len, title, kw->name);
+                n++;
+        }
+        return n;
+}
+
+/* The keys of a section that the table does not know: the back-end's. */
+static bool same_free_settings(const struct ca_keyword_table *t, const struct ca_settings *x,
+                               const struct ca_settings *y)
+{
+        size_t nx = 0, ny = 0;
+        for (size_t i = 0; i < x->count; i++) {
+                if (config_keyword_find(t, x->items[i].key))
+                        continue;
+                nx++;
+                const char *v = config_setting(y, x->items[i].key);
+                if (!v || strcmp(v, x->items[i].value) != 0)
+                        return false;
+        }
+        for (size_t i = 0; i < y->count; i++)
+                ny += !config_keyword_find(t, y->items[i].key);
+        return nx == ny;
+}
+
+size_t config_changed_keys(const struct ca_config *old, const struct ca_config *fresh,
+                           bool restart_only, char *out, size_t len)
+{
+        char title[CA_CONFIG_MAX_NAME + 16];
+        size_t n = keys_of(&ca_config_server_keys, "server", &old->server, &fresh->server,
+                           restart_only, out, len);
+        n += keys_of(&ca_config_agent_keys, "agent", &old->agent, &fresh->agent, restart_only, out,
+                     len);
+        bool set_changed = old->connector_count != fresh->connector_count;
+        for (size_t i = 0; i < old->connector_count; i++) {
+                const struct ca_config_connector *oc = &old->connectors[i];
+                const struct ca_config_connector *nc = config_find_connector(fresh, oc->name);
+                if (!nc) {
+                        set_changed = true;
+                        continue;
+                }
+                snprintf(title, sizeof(title), "connector %s", oc->name);
+                n += keys_of(&ca_config_connector_keys, title, oc, nc, restart_only, out, len);
+                /* Bound to the running plug-in instance: always a restart. */
+                if (!same_free_settings(&ca_config_connector_keys, &oc->settings, &nc->settings)) {
+                        name_add(out, len, title, "back-end settings");
+                        n++;
+                }
+        }
+        if (set_changed) {
+                size_t used = strlen(out);
+                if (used + 1 < len)
+                        snprintf(out + used, len - used, "%sconnectors added or removed",
+                                 used ? ", " : "");
+                n++;
+        }
+        if (restart_only)
+                return n;
+        bool types_changed = old->resource_type_count != fresh->resource_type_count;
+        for (size_t i = 0; !types_changed && i < old->resource_type_count; i++) {
+                const struct ca_config_resource_type *ot = &old->resource_types[i];
+                const struct ca_config_resource_type *nt =
+                    config_find_resource_type(fresh, ot->identifier);
+                types_changed = !nt || table_differs(&ca_config_resource_type_keys, ot, nt) ||
+                                !same_free_settings(&ca_config_resource_type_keys, &ot->settings,
+                                                    &nt->settings);
+        }
+        if (types_changed) {
+                size_t used = strlen(out);
+                if (used + 1 < len)
+                        snprintf(out + used, len - used, "%sresource-type mappings",
+                                 used ? ", " : "");
+                n++;
+        }
+        return n;
 }

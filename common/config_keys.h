@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config_keys: the keyword tables of the configuration file, one per section.
  *
  * Internal to common/ (config.c) and its tests. Each row names a key, its type, where
@@ -30,6 +31,10 @@ struct ca_keyword {
         int required;
         uint64_t min, max; /* inclusive bounds for uint/duration(ms)/size; max 0 = none */
         const char *description;
+        /* 1: a reload applies a new value at once; 0: running connections, threads or
+         * files are bound to it, and a change waits for a restart (config_changed_keys).
+         * String and secret fields are freed through the table too (config_free). */
+        int reload;
 };
 
 struct ca_keyword_table {
@@ -45,5 +50,8 @@ extern const struct ca_keyword_table ca_config_connector_keys;
 extern const struct ca_keyword_table ca_config_resource_type_keys;
 
 const struct ca_keyword *config_keyword_find(const struct ca_keyword_table *t, const char *name);
+/* 1 when a [connector] key is the agent's alone (the guardrails), never handed to the
+ * back-end with the section's settings: a plug-in never sees or reinterprets it. */
+int config_keyword_agent_only(const char *name);
 
 #endif

@@ -1,5 +1,7 @@
-/* Durations and sizes as written in the configuration: digits and one unit, nothing
- * else. Signs, spaces, fractions and overflow are refused rather than guessed at. */
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Numbers, durations and sizes as written in the configuration: digits and at most one
+ * unit, nothing else. Signs, spaces, fractions and overflow are refused rather than
+ * guessed at. parse_digits is the configuration's one integer reader. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -30,6 +32,18 @@ static int scale(uint64_t value, uint64_t factor, uint64_t *out)
         if (factor && value > UINT64_MAX / factor)
                 return -ERANGE;
         *out = value * factor;
+        return 0;
+}
+
+int config_parse_uint(const char *text, uint64_t *out)
+{
+        uint64_t v;
+        if (!text || !out)
+                return -EINVAL;
+        const char *end = parse_digits(text, &v);
+        if (!end || *end)
+                return -EINVAL;
+        *out = v;
         return 0;
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* error: the one error convention of the code base.
  *
  * Functions return 0 (or a count) on success and a negative errno on failure

@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log: the agent's only way to say something to an operator.
  *
  * In the foreground it writes human-readable lines to stderr (coloured on a terminal);
  * under systemd (stderr connected to the journal, see $JOURNAL_STREAM) it writes native
- * journal entries with structured fields: CONNECTOR=, ORDER_KEY=. Thread-safe: each
+ * journal entries with structured fields: CONNECTOR=, ORDER_KEY=; with log_format json,
+ * one JSON object per line with the same fields. Thread-safe: each
  * record is written with one call. Levels are syslog priorities. Never pass a secret. */
 #ifndef CA_LOG_H
 #define CA_LOG_H
@@ -21,11 +23,23 @@ enum ca_log_target {
         CA_LOG_JOURNAL,
 };
 
+/* How a record is written when it does not go to the journal ([agent] log_format). */
+enum ca_log_format {
+        CA_LOG_TEXT, /* "2026-01-01T00:00:00.000Z info [connector key] message" */
+        CA_LOG_JSON, /* one object per line: the journal entry's fields plus TIMESTAMP */
+};
+
+/* Call before any thread exists. */
 void log_init(enum ca_log_target target, enum ca_log_level max_level);
+/* The level and the format may change at any time (a reload) while workers log. */
 void log_set_level(enum ca_log_level max_level);
+enum ca_log_level log_get_level(void);
 int log_level_enabled(enum ca_log_level level);
 /* Parses "error", "warning", "notice", "info", "debug"; -EINVAL otherwise. */
 int log_level_parse(const char *name, enum ca_log_level *out);
+void log_set_format(enum ca_log_format format);
+/* Parses "text" or "json"; -EINVAL otherwise. */
+int log_format_parse(const char *name, enum ca_log_format *out);
 
 /* connector and order may be NULL; they become journal fields and a "[connector]"
  * prefix on stderr. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "order.h"
 #include "order_internal.h"
 
@@ -347,6 +348,140 @@ void order_page_clear(struct ca_order_page *page)
         memset(page, 0, sizeof(*page));
 }
 
+/* --- each order's text as a slice of the page ---
+ *
+ * The journal and the programs want each order as JSON text. Dumping the tree of every
+ * order again cost more than a tenth of the pipeline's CPU; the page's own bytes already
+ * hold that text. The page is valid JSON by the time these run (jansson accepted it,
+ * duplicate keys refused), so a scan that honours strings and counts brackets finds each
+ * element of ProvisioningOrdersList. The text kept is the slice without the whitespace
+ * between tokens: the same JSON value as the dump (escapes and numbers as the server
+ * wrote them). Anything unexpected (a NUL byte, which jansson skips; a list the scan does
+ * not find as written) leaves the orders without a slice, and order_json_text dumps the
+ * tree as before. */
+
+static size_t skip_ws(const char *p, size_t n, size_t i)
+{
+        while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+                i++;
+        return i;
+}
+
+/* p[i] is '"': the index after the closing quote. */
+static size_t skip_string(const char *p, size_t n, size_t i)
+{
+        for (i++; i < n; i++) {
+                if (p[i] == '\\')
+                        i++;
+                else if (p[i] == '"')
+                        return i + 1;
+        }
+        return n;
+}
+
+/* The index after the value starting at p[i]. */
+static size_t skip_value(const char *p, size_t n, size_t i)
+{
+        if (i >= n)
+                return n;
+        if (p[i] == '"')
+                return skip_string(p, n, i);
+        if (p[i] != '{' && p[i] != '[') {
+                while (i < n && p[i] != ',' && p[i] != ']' && p[i] != '}' && p[i] != ' ' &&
+                       p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+                        i++;
+                return i;
+        }
+        size_t depth = 0;
+        while (i < n) {
+                char c = p[i];
+                if (c == '"') {
+                        i = skip_string(p, n, i);
+                        continue;
+                }
+                if (c == '{' || c == '[')
+                        depth++;
+                else if ((c == '}' || c == ']') && --depth == 0)
+                        return i + 1;
+                i++;
+        }
+        return n;
+}
+
+/* Where the value of the top-level key ProvisioningOrdersList starts; n when absent. */
+static size_t find_list(const char *p, size_t n)
+{
+        static const char key[] = "\"ProvisioningOrdersList\"";
+        size_t i = skip_ws(p, n, 0);
+        if (i >= n || p[i] != '{')
+                return n;
+        i = skip_ws(p, n, i + 1);
+        while (i < n && p[i] == '"') {
+                size_t k = i;
+                i = skip_string(p, n, i);
+                int match = i - k == sizeof(key) - 1 && memcmp(p + k, key, sizeof(key) - 1) == 0;
+                i = skip_ws(p, n, i);
+                if (i >= n || p[i] != ':')
+                        return n;
+                i = skip_ws(p, n, i + 1);
+                if (match)
+                        return i;
+                i = skip_ws(p, n, skip_value(p, n, i));
+                if (i < n && p[i] == ',')
+                        i = skip_ws(p, n, i + 1);
+        }
+        return n;
+}
+
+/* The slice without whitespace between tokens, as a string. */
+static char *compact_copy(const char *p, size_t len)
+{
+        char *out = malloc(len + 1);
+        size_t o = 0;
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len;) {
+                char c = p[i];
+                if (c == '"') {
+                        size_t end = skip_string(p, len, i);
+                        memcpy(out + o, p + i, end - i);
+                        o += end - i;
+                        i = end;
+                        continue;
+                }
+                if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+                        out[o++] = c;
+                i++;
+        }
+        out[o] = '\0';
+        return out;
+}
+
+/* Fills starts/ends with the elements of the list; returns how many (up to max), or
+ * (size_t)-1 when the text is not as expected. */
+static size_t list_slices(const char *p, size_t n, size_t *starts, size_t *ends, size_t max)
+{
+        size_t i = find_list(p, n);
+        size_t count = 0;
+        if (i >= n || p[i] != '[')
+                return (size_t)-1;
+        i = skip_ws(p, n, i + 1);
+        if (i < n && p[i] == ']')
+                return 0;
+        while (i < n && count < max) {
+                starts[count] = i;
+                i = skip_value(p, n, i);
+                ends[count++] = i;
+                i = skip_ws(p, n, i);
+                if (i < n && p[i] == ']')
+                        return count;
+                if (i >= n || p[i] != ',')
+                        return (size_t)-1;
+                i = skip_ws(p, n, i + 1);
+        }
+        return (size_t)-1;
+}
+
 int order_page_parse(const char *body, size_t len, struct ca_order_page *page, struct ca_error *err)
 {
         static const char what[] = "ProvisioningData";
@@ -395,10 +530,21 @@ int order_page_parse(const char *body, size_t len, struct ca_order_page *page, s
                         goto out;
                 }
         }
+        size_t *starts = n ? malloc(2 * n * sizeof(*starts)) : NULL;
+        size_t *ends = starts ? starts + n : NULL;
+        /* jansson's reader skips NUL bytes (its buffer's end mark) where the scan would
+         * not: such a page keeps the dumps. */
+        int sliced =
+            starts && !memchr(body, '\0', len) && list_slices(body, len, starts, ends, n) == n;
         for (size_t i = 0; i < n; i++) {
                 struct ca_order *o;
                 int r = order_from_json(json_array_get(list, i), &o, NULL);
+                if (r == 0 && sliced) {
+                        /* No slice (out of memory) only means a dump later. */
+                        o->json_text = compact_copy(body + starts[i], ends[i] - starts[i]);
+                }
                 if (r == -ENOMEM) {
+                        free(starts);
                         ca_error_set(err, r, "%s: out of memory", what);
                         goto out;
                 }
@@ -407,6 +553,7 @@ int order_page_parse(const char *body, size_t len, struct ca_order_page *page, s
                 else
                         page->orders[page->count++] = o;
         }
+        free(starts);
         ret = 0;
 out:
         json_decref(root);

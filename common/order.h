@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* order: the provisioning order and its result, and their JSON (protocol.md §3, §4).
  *
  * Owns struct ca_order (order_free) and struct ca_result (result_free). Parsing never
@@ -41,6 +42,9 @@ struct ca_order {
         json_t *arguments;          /* borrowed from json: object or NULL */
         char *invalid;              /* NULL when valid; else why it must be answered Errored */
         char *json_text;            /* compact JSON of json, made on first order_json_text() */
+        /* What the guardrails count it as (a bit per guard.h's enum guard_kind), set at
+         * intake and kept by the journal so that a restart rebuilds the windows. */
+        unsigned guard_kinds;
 };
 
 /* One page of ProvisioningData. orders[i] are owned by the page. */
@@ -50,6 +54,20 @@ struct ca_order_page {
         char *continuation_token; /* NULL or "" when no more pages */
         size_t skipped;           /* entries that could not even be identified */
 };
+
+/* Deepest nesting of arrays and objects accepted in a server body. A page is three
+ * levels deep (page, list, order) plus a few inside an order; jansson's own limit (2048)
+ * lets a hostile body spend far more stack and time than any real page needs. */
+#define CA_JSON_MAX_DEPTH 64
+
+/* The one way any answer of the server is loaded (pages, acknowledgements, tokens,
+ * heartbeats): len bytes of untrusted JSON (any value at the top, so that callers can
+ * name the type they got instead of a parse error), nesting checked first (cheaply,
+ * without building anything), then parsed with duplicate keys rejected. what names the
+ * body in messages. Returns 0 with *out owned by the caller, -EBADMSG with err filled
+ * (an empty body too), or -ENOMEM. */
+int order_json_load(const char *body, size_t len, const char *what, json_t **out,
+                    struct ca_error *err);
 
 /* Parses a ProvisioningData body (len bytes, not necessarily NUL-terminated). An empty
  * body means an empty page. Returns -EBADMSG with err filled when the body is not a

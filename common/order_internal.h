@@ -1,8 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* order_internal: helpers shared by order.c, order_key.c, order_json.c and result.c.
  *
- * Not an API for other modules: it exists so that every parser of server bodies loads
- * JSON the same guarded way and writes operator messages the same printable way. No
- * shared state. */
+ * Not an API for other modules: it exists so that every parser of server bodies writes
+ * operator messages the same printable way (they all load JSON through order_json_load,
+ * order.h). No shared state. */
 #ifndef CA_ORDER_INTERNAL_H
 #define CA_ORDER_INTERNAL_H
 
@@ -10,21 +11,10 @@
 #include <stddef.h>
 
 #include "error.h"
-
-/* Deepest nesting of arrays and objects accepted in a server body. A page is three
- * levels deep (page, list, order) plus a few inside an order; jansson's own limit (2048)
- * lets a hostile body spend far more stack and time than any real page needs. */
-#define CA_JSON_MAX_DEPTH 64
+#include "order.h"
 
 /* How many characters of a server-supplied text are quoted in a message. */
 #define CA_QUOTE_MAX 64
-
-/* Loads len bytes of untrusted JSON (any value at the top, so that callers can name the
- * type they got instead of a parse error): nesting checked first (cheaply, without building
- * anything), then parsed with duplicate keys rejected. what names the body in messages.
- * Returns 0 with *out owned by the caller, -EBADMSG with err filled, or -ENOMEM. */
-int order_json_load(const char *body, size_t len, const char *what, json_t **out,
-                    struct ca_error *err);
 
 /* True when body[0..len) is empty or JSON whitespace only. */
 int order_json_blank(const char *body, size_t len);

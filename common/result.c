@@ -1,70 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "order.h"
 #include "order_internal.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The length of the valid UTF-8 sequence at p (1..4), or 0 when the bytes there are not
- * one. Refuses what jansson refuses: overlong forms, surrogates, code points above
- * U+10FFFF. p is NUL-terminated, and NUL is never a continuation byte, so reading stops
- * at the end. */
-static size_t utf8_seq_len(const unsigned char *p)
-{
-        unsigned char c = p[0];
-        if (c < 0x80)
-                return 1;
-#define CONT(b) ((b) >= 0x80 && (b) <= 0xbf)
-        if (c >= 0xc2 && c <= 0xdf)
-                return CONT(p[1]) ? 2 : 0;
-        if (c >= 0xe0 && c <= 0xef) {
-                unsigned char lo = c == 0xe0 ? 0xa0 : 0x80;
-                unsigned char hi = c == 0xed ? 0x9f : 0xbf;
-                return p[1] >= lo && p[1] <= hi && CONT(p[2]) ? 3 : 0;
-        }
-        if (c >= 0xf0 && c <= 0xf4) {
-                unsigned char lo = c == 0xf0 ? 0x90 : 0x80;
-                unsigned char hi = c == 0xf4 ? 0x8f : 0xbf;
-                return p[1] >= lo && p[1] <= hi && CONT(p[2]) && CONT(p[3]) ? 4 : 0;
-        }
-#undef CONT
-        return 0;
-}
-
-/* A copy of s that is valid UTF-8 (each byte that does not start a valid sequence
- * becomes U+FFFD) and at most cap bytes long (cap >= 3): when it would be longer it is
- * cut at a character boundary and ends with "...". Back-ends put targets' raw
- * diagnostics in messages, in whatever encoding the target uses. */
-static char *utf8_dup_capped(const char *s, size_t cap)
-{
-        static const unsigned char replacement[3] = {0xef, 0xbf, 0xbd};
-        char *out = malloc(cap + 1);
-        if (!out)
-                return NULL;
-        const unsigned char *p = (const unsigned char *)s;
-        size_t n = 0;
-        size_t room_for_dots = (size_t)-1; /* where "..." goes if the text turns out too long */
-        while (*p) {
-                size_t adv = utf8_seq_len(p);
-                const unsigned char *unit = adv ? p : replacement;
-                size_t ul = adv ? adv : 3;
-                if (room_for_dots == (size_t)-1 && n + ul > cap - 3)
-                        room_for_dots = n;
-                if (n + ul > cap) {
-                        n = room_for_dots;
-                        memcpy(out + n, "...", 3);
-                        n += 3;
-                        break;
-                }
-                memcpy(out + n, unit, ul);
-                n += ul;
-                p += adv ? adv : 1;
-        }
-        out[n] = '\0';
-        return out;
-}
 
 const char *result_state_name(enum ca_result_state s)
 {
@@ -113,12 +56,11 @@ struct ca_result *result_new(const struct ca_order *order, enum ca_result_state 
             !dup_into(&r->change_type, change) || !dup_into(&r->owner_id, order->owner_id) ||
             !dup_into(&r->owner_type, order->owner_type))
                 goto fail;
-        r->message = utf8_dup_capped(message ? message : "", CA_RESULT_MESSAGE_MAX);
+        r->message = utf8_dup(message ? message : "", CA_RESULT_MESSAGE_MAX);
         if (!r->message)
                 goto fail;
         if (resource_identifier) {
-                r->resource_identifier =
-                    utf8_dup_capped(resource_identifier, CA_RESULT_MESSAGE_MAX);
+                r->resource_identifier = utf8_dup(resource_identifier, CA_RESULT_MESSAGE_MAX);
                 if (!r->resource_identifier)
                         goto fail;
         }
@@ -128,68 +70,195 @@ fail:
         return NULL;
 }
 
-/* Sets obj[key] to s. A result may come from elsewhere than result_new (the journal
- * restores them), so text that is not valid UTF-8 is repaired rather than dropping the
- * whole body. Returns false on allocation failure. */
-static bool set_text(json_t *obj, const char *key, const char *s)
+/* --- the results body, written straight into one buffer ---
+ *
+ * The bytes are those json_dumps(JSON_COMPACT) gave for the same tree of objects (the
+ * keys in insertion order, jansson's escapes), without building the tree: one buffer,
+ * grown by doubling. */
+
+struct body {
+        char *p;
+        size_t len, cap;
+        bool failed;
+};
+
+static void body_grow(struct body *b, size_t more)
 {
-        json_t *v = json_string(s);
-        if (!v) {
-                char *fixed = utf8_dup_capped(s, strlen(s) * 3 + 3);
-                if (!fixed)
-                        return false;
-                v = json_string(fixed);
-                free(fixed);
+        if (b->failed || b->len + more < b->cap)
+                return;
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap <= b->len + more)
+                cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+                b->failed = true;
+                return;
         }
-        return v && json_object_set_new(obj, key, v) == 0;
+        b->p = p;
+        b->cap = cap;
 }
 
-static json_t *result_json(const struct ca_result *r)
+static void body_add(struct body *b, const char *s, size_t n)
+{
+        body_grow(b, n);
+        if (b->failed)
+                return;
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+}
+
+#define BODY_LIT(b, lit) body_add((b), (lit), sizeof(lit) - 1)
+
+/* Is s well-formed UTF-8 as jansson checks it (no overlong forms, no surrogates, nothing
+ * past U+10FFFF)? */
+static bool utf8_valid(const unsigned char *s)
+{
+        while (*s) {
+                unsigned c = *s;
+                size_t n;
+                unsigned cp;
+                if (c < 0x80) {
+                        s++;
+                        continue;
+                } else if (c >= 0xC2 && c <= 0xDF) {
+                        n = 1;
+                        cp = c & 0x1F;
+                } else if (c >= 0xE0 && c <= 0xEF) {
+                        n = 2;
+                        cp = c & 0x0F;
+                } else if (c >= 0xF0 && c <= 0xF4) {
+                        n = 3;
+                        cp = c & 0x07;
+                } else {
+                        return false;
+                }
+                for (size_t i = 1; i <= n; i++) {
+                        if ((s[i] & 0xC0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (s[i] & 0x3F);
+                }
+                if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+                    (cp >= 0xD800 && cp <= 0xDFFF))
+                        return false;
+                s += n + 1;
+        }
+        return true;
+}
+
+/* A JSON string as jansson writes it without flags: '"' and '\\' escaped, control
+ * characters as \b \f \n \r \t or \u00XX, everything else as is. */
+static void body_escaped(struct body *b, const char *s)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        const char *run = s;
+        BODY_LIT(b, "\"");
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c >= 0x20 && c != '"' && c != '\\')
+                        continue;
+                body_add(b, run, (size_t)(s - run));
+                run = s + 1;
+                switch (c) {
+                case '"':
+                        BODY_LIT(b, "\\\"");
+                        break;
+                case '\\':
+                        BODY_LIT(b, "\\\\");
+                        break;
+                case '\b':
+                        BODY_LIT(b, "\\b");
+                        break;
+                case '\f':
+                        BODY_LIT(b, "\\f");
+                        break;
+                case '\n':
+                        BODY_LIT(b, "\\n");
+                        break;
+                case '\r':
+                        BODY_LIT(b, "\\r");
+                        break;
+                case '\t':
+                        BODY_LIT(b, "\\t");
+                        break;
+                default: {
+                        char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
+                        body_add(b, u, sizeof(u));
+                }
+                }
+        }
+        body_add(b, run, (size_t)(s - run));
+        BODY_LIT(b, "\"");
+}
+
+/* Writes ,"key":"s" (no comma first when first). A result may come from elsewhere than
+ * result_new (the journal restores them), so text that is not valid UTF-8 is repaired
+ * rather than dropping the whole body. */
+static void body_field(struct body *b, bool first, const char *key, const char *s)
+{
+        if (!first)
+                BODY_LIT(b, ",");
+        body_escaped(b, key);
+        BODY_LIT(b, ":");
+        if (utf8_valid((const unsigned char *)s)) {
+                body_escaped(b, s);
+                return;
+        }
+        char *fixed = utf8_dup(s, strlen(s) * 3 + 3);
+        if (!fixed || !utf8_valid((const unsigned char *)fixed)) {
+                b->failed = true;
+                free(fixed);
+                return;
+        }
+        body_escaped(b, fixed);
+        free(fixed);
+}
+
+static void body_result(struct body *b, const struct ca_result *r)
 {
         char when[32];
-        json_t *e = json_object();
-        if (!e)
-                return NULL;
         time_iso8601(r->executed_at, when, sizeof(when));
-        if ((r->id && !set_text(e, "Id", r->id)) ||
-            !set_text(e, "AssignmentId", r->assignment_id ? r->assignment_id : "") ||
-            !set_text(e, "ProvisioningState", result_state_name(r->state)) ||
-            !set_text(e, "Message", r->message ? r->message : "") ||
-            !set_text(e, "ChangeType", r->change_type ? r->change_type : "") ||
-            (r->owner_id && !set_text(e, "OwnerId", r->owner_id)) ||
-            (r->owner_type && !set_text(e, "OwnerType", r->owner_type)) ||
-            (r->resource_identifier &&
-             !set_text(e, "ResourceIdentifier", r->resource_identifier)) ||
-            !set_text(e, "ExecutedAt", when)) {
-                json_decref(e);
-                return NULL;
+        BODY_LIT(b, "{");
+        bool first = true;
+        if (r->id) {
+                body_field(b, true, "Id", r->id);
+                first = false;
         }
-        return e;
+        body_field(b, first, "AssignmentId", r->assignment_id ? r->assignment_id : "");
+        body_field(b, false, "ProvisioningState", result_state_name(r->state));
+        body_field(b, false, "Message", r->message ? r->message : "");
+        body_field(b, false, "ChangeType", r->change_type ? r->change_type : "");
+        if (r->owner_id)
+                body_field(b, false, "OwnerId", r->owner_id);
+        if (r->owner_type)
+                body_field(b, false, "OwnerType", r->owner_type);
+        if (r->resource_identifier)
+                body_field(b, false, "ResourceIdentifier", r->resource_identifier);
+        body_field(b, false, "ExecutedAt", when);
+        BODY_LIT(b, "}");
 }
 
 char *results_body(const char *connector_id, const char *agent_identifier,
                    struct ca_result *const *results, size_t count)
 {
-        char *text = NULL;
-        json_t *root = json_object();
-        json_t *list = json_array();
-        if (!root || !list)
-                goto out;
-        if (!set_text(root, "ConnectorId", connector_id ? connector_id : "") ||
-            !set_text(root, "AgentIdentifier", agent_identifier ? agent_identifier : ""))
-                goto out;
+        struct body b = {0};
+        /* About 250 bytes a result: one allocation for a typical batch. */
+        body_grow(&b, 128 + count * 256);
+        BODY_LIT(&b, "{");
+        body_field(&b, true, "ConnectorId", connector_id ? connector_id : "");
+        body_field(&b, false, "AgentIdentifier", agent_identifier ? agent_identifier : "");
+        BODY_LIT(&b, ",\"ProvisioningResults\":[");
         for (size_t i = 0; i < count; i++) {
-                json_t *e = result_json(results[i]);
-                if (!e || json_array_append_new(list, e) < 0)
-                        goto out;
+                if (i)
+                        BODY_LIT(&b, ",");
+                body_result(&b, results[i]);
         }
-        if (json_object_set(root, "ProvisioningResults", list) < 0)
-                goto out;
-        text = json_dumps(root, JSON_COMPACT);
-out:
-        json_decref(list);
-        json_decref(root);
-        return text;
+        BODY_LIT(&b, "]}");
+        body_add(&b, "", 1);
+        if (b.failed) {
+                free(b.p);
+                return NULL;
+        }
+        return b.p;
 }
 
 static int ack_count(json_t *root, const char *name, long *out, struct ca_error *err)

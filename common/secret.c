@@ -1,8 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Secrets read from files: the file must not be readable by others nor writable by
  * anyone but its owner, messages name the file and its mode but never its content, and
  * every buffer that held the content is wiped before it is freed. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -100,6 +103,48 @@ out:
         if (fd >= 0)
                 close(fd);
         return r;
+}
+
+/* A credential is one file in $CREDENTIALS_DIRECTORY (systemd's LoadCredential=), so its
+ * name is a plain file name that cannot climb out of the directory. */
+static bool credential_name_ok(const char *name)
+{
+        size_t len = strlen(name);
+        return len > 0 && len <= NAME_MAX && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+               !strchr(name, '/');
+}
+
+int secret_read_credential(const char *dir, const char *name, char **out, struct ca_error *err)
+{
+        char path[PATH_MAX];
+        *out = NULL;
+        if (!credential_name_ok(name))
+                return ca_error_set(err, -EINVAL,
+                                    "must be a credential name (a file name in "
+                                    "$CREDENTIALS_DIRECTORY), not a path");
+        if (!dir || !*dir)
+                return ca_error_set(err, -EINVAL,
+                                    "CREDENTIALS_DIRECTORY is not set (does the unit have "
+                                    "LoadCredential=%s:...?)",
+                                    name);
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+                return ca_error_set(err, -ENAMETOOLONG, "credential path too long");
+        return secret_read_file(path, out, err);
+}
+
+int secret_read_named(const char *file, const char *credential, const char *dir, char **out,
+                      char *which, struct ca_error *err)
+{
+        *out = NULL;
+        if (which)
+                *which = file ? 'f' : 'c';
+        if (file && credential)
+                return ca_error_set(err, -EINVAL, "set only one of the file and the credential");
+        if (file)
+                return secret_read_file(file, out, err);
+        if (credential)
+                return secret_read_credential(dir, credential, out, err);
+        return -ENOENT;
 }
 
 void secret_free(char *secret)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* timeutil: clocks and timestamps. No allocation, no shared state. */
 #ifndef CA_TIMEUTIL_H
 #define CA_TIMEUTIL_H

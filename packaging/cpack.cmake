@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Deployment files and the Debian package: the systemd unit and its sysusers.d entry,
 # the man pages, the example configuration, and CPack's DEB generator. Included last
 # from the top-level CMakeLists.txt, after the agent's own install() rules (binary,
@@ -44,6 +45,23 @@ foreach(page ${CA_MAN_PAGES})
 endforeach()
 add_custom_target(ca_man_pages ALL DEPENDS ${CA_MAN_OUTPUTS})
 
+# connector-agent-admin: runs operator commands (doctor, journal, ...) as the unit runs
+# the agent, with its user and credentials.
+set(CA_AGENT_PATH "${CMAKE_INSTALL_FULL_SBINDIR}/connector-agent")
+configure_file(${CA_PKG_SRC}/connector-agent-admin ${CMAKE_BINARY_DIR}/connector-agent-admin
+  @ONLY FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+  WORLD_READ WORLD_EXECUTE)
+install(PROGRAMS ${CMAKE_BINARY_DIR}/connector-agent-admin DESTINATION ${CMAKE_INSTALL_SBINDIR})
+
+# The state directory (state_dir's default, the unit's StateDirectory=) belongs to the
+# package, so that it exists without systemd too; postinst gives it to the service user.
+set(CA_STATEDIR "${CMAKE_INSTALL_FULL_LOCALSTATEDIR}/lib/connector-agent")
+install(DIRECTORY DESTINATION ${CA_STATEDIR})
+
+# The project's own description of the server protocol and of the back-ends' semantics.
+install(FILES ${CA_PKG_SRC}/doc/protocol.md ${CA_PKG_SRC}/doc/backends.md
+  DESTINATION ${CA_DOCDIR})
+
 # /etc/connector-agent belongs to the package even without the example: the operator
 # puts agent.conf and the client secret there.
 install(DIRECTORY DESTINATION ${CA_CONFDIR})
@@ -86,13 +104,26 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # The maintainer scripts call systemd-sysusers (from systemd) or useradd (passwd); the
 # unit's ExecReload runs /bin/kill (procps, missing from minimal and container systems).
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd | passwd, procps")
+# The maintainer scripts' snippets call deb-systemd-helper and deb-systemd-invoke
+# (init-system-helpers), as debhelper's dh_installsystemd writes them.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd | passwd, procps, init-system-helpers (>= 1.54~)")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 set(CPACK_GENERATOR DEB)
-# One package: the public header goes in too (plug-in authors build against the
-# installed agent).
-set(CPACK_DEB_COMPONENT_INSTALL OFF)
+# Two packages: connector-agent (every install() rule without a component, CMake's
+# "Unspecified") and connector-agent-dev (the component "dev": the plug-in header and
+# the pkg-config file, for plug-in authors).
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_ALL Unspecified dev)
+set(CPACK_DEBIAN_UNSPECIFIED_PACKAGE_NAME ${CA_PKG_NAME})
+set(CPACK_DEBIAN_DEV_PACKAGE_NAME ${CA_PKG_NAME}-dev)
+set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
+  "${CA_PKG_NAME} (= ${PROJECT_VERSION}-${CPACK_DEBIAN_PACKAGE_RELEASE})")
+set(CPACK_DEBIAN_DEV_DESCRIPTION "connector-agent back-end plug-in development files
+The versioned C interface between connector-agent and its back-end plug-ins
+(connector-agent/backend.h) and its pkg-config file: a plug-in builds with
+`pkg-config --cflags connector-agent` and is loaded by the installed agent.")
 
 configure_file(${CA_PKG_SRC}/debian/postinst.in ${CMAKE_BINARY_DIR}/debian/postinst @ONLY
   FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
@@ -109,7 +140,7 @@ if(CA_DEB_CONFFILES)
   file(WRITE ${CMAKE_BINARY_DIR}/debian/conffiles "${CA_DEB_CONFFILES}")
   list(APPEND CA_DEB_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/debian/conffiles)
 endif()
-set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CA_DEB_CONTROL_EXTRA})
+set(CPACK_DEBIAN_UNSPECIFIED_PACKAGE_CONTROL_EXTRA ${CA_DEB_CONTROL_EXTRA})
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 # Debian's changelog and copyright, which every package carries. The date honours
@@ -123,6 +154,9 @@ add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/debian/changelog.Debian.gz
 add_custom_target(ca_deb_changelog ALL DEPENDS ${CMAKE_BINARY_DIR}/debian/changelog.Debian.gz)
 install(FILES ${CMAKE_BINARY_DIR}/debian/changelog.Debian.gz ${CA_PKG_SRC}/debian/copyright
   DESTINATION ${CA_DOCDIR})
+# Every Debian package carries both, the -dev package included.
+install(FILES ${CMAKE_BINARY_DIR}/debian/changelog.Debian.gz ${CA_PKG_SRC}/debian/copyright
+  DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${CA_PKG_NAME}-dev COMPONENT dev)
 install(FILES ${CA_PKG_SRC}/debian/lintian-overrides
   DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/lintian/overrides RENAME ${CA_PKG_NAME})
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The agent's main job in one command: builds the agent and the simulated server, starts
 # the server with a batch of provisioning orders, runs the agent once against it with
 # the embedded SQLite back-end, and shows what the orders did to the target database and

@@ -1,11 +1,13 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by tests/run.sh and packaging/demo.sh: installs the Debian packages a step
 # needs, once (apt-get only when something is missing), without prompts.
 ca_build_packages="gcc libc6-dev make cmake pkg-config libevent-dev libcurl4-openssl-dev
   libsystemd-dev libssl-dev libjansson-dev libsqlite3-dev libldap-dev libpq-dev
-  libinih-dev"
-ca_test_packages="libcmocka-dev python3 sqlite3 openssl slapd ldap-utils
+  libargon2-dev"
+ca_test_packages="libcmocka-dev python3 python3-yaml sqlite3 openssl slapd ldap-utils
   systemd dpkg-dev file groff-base man-db procps util-linux lintian
-  clang libclang-rt-14-dev"
+  clang libclang-rt-14-dev
+  samba-ad-dc samba-ad-provision samba winbind krb5-user smbclient"
 
 ca_install_deps() {
   local want="$ca_build_packages"
@@ -21,7 +23,8 @@ ca_install_deps() {
   fi
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # slapd: no default database; the tests build their own throwaway servers.
+  # slapd: no default database; the tests build their own throwaway servers (slapd, and
+  # Samba's AD DC, which apt never starts here: tests/ad/samba-ad.sh provisions its own).
   echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Read by cpack for each generator (CPACK_PROJECT_CONFIG_FILE). A Debian package must
 # live under /usr: the plug-in directory is compiled into the binary, so the prefix has
 # to be right at configure time, not only at packaging time.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Benchmarks for connector-agent: throughput, latency, footprint and the cost over the raw
 target, measured in one run on this machine, printed as one table (see tests/bench/run.sh).
 
@@ -5,7 +6,7 @@ Not a test: nothing here fails CI. Every figure says how it was measured. Everyt
 on loopback and is bounded in time (each wait has a deadline).
 
     python3 bench.py --build build/bench [--scale small|full] [--json out.json]
-                     [--only e2e,footprint,ldap,sqlite,pg]
+                     [--only e2e,footprint,ldap,sqlite,pg,ha]
 """
 import argparse
 import json
@@ -258,6 +259,76 @@ def bench_e2e(root, n, journal_sync, profile=None):
             agent.kill()
         server.stop(check=False)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def bench_ha(root, n):
+    """n orders (testbackend count_only) on one connector with the journal in SQLite, then
+    in one PostgreSQL (tests/pg/pg.sh: fsync = off) with 1, 2 and 3 instances: the first
+    serves the connector, the others stand by (high-availability.md). Same server, same
+    tuning, one run each, in one sitting."""
+    from harness import free_port, wait_for
+    pg = os.path.join(SRC, "tests", "pg", "pg.sh")
+    pw = "bench-ha-Pw-1"
+    port = free_port()
+    pgdir = subprocess.run(["bash", pg, "start", str(port)], input=pw, check=True,
+                           capture_output=True, text=True, timeout=120).stdout.strip()
+    psql = ["/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h",
+            "127.0.0.1", "-p", str(port), "-U", "ca_test", "-d", "postgres", "-c"]
+    pgenv = dict(os.environ, PGPASSWORD=pw, PGSSLMODE="disable")
+    out = {}
+    try:
+        for journal, instances in (("sqlite", 1), ("postgresql", 1), ("postgresql", 2),
+                                   ("postgresql", 3)):
+            d = tempfile.mkdtemp(prefix="ha-", dir=root)
+            pwfile = os.path.join(d, "pg.pw")
+            with open(pwfile, "w") as f:
+                f.write(pw + "\n")
+            os.chmod(pwfile, 0o600)
+            subprocess.run(psql + ["DROP TABLE IF EXISTS ca_journal, ca_journal_schema, "
+                                   "ca_journal_roles"], env=pgenv, check=True, timeout=60)
+            server = make_server(d, "c1").start()
+            agents = []
+            try:
+                keys = dict(E2E_AGENT)
+                if journal == "postgresql":
+                    keys.update({"journal": "postgresql", "journal_password_file": pwfile,
+                                 "journal_connection": "host=127.0.0.1 port=%d dbname=postgres "
+                                                       "user=ca_test sslmode=disable" % port})
+                conn = {"c1": dict({"backend": "testbackend", "count_only": "yes"},
+                                   **E2E_CONNECTOR)}
+                for i in range(instances):
+                    a = make_agent(d, server, conn, {"User": {"connector": "c1"}},
+                                   dict(keys, identifier="bench-%d" % i), name="agent-%d" % i)
+                    if agents:  # one seal key for every instance on the journal
+                        shutil.copy2(os.path.join(agents[0].state_dir, "journal.key"),
+                                     os.path.join(a.state_dir, "journal.key"))
+                    start_ready(a, d)
+                    agents.append(a)
+                    if i:
+                        wait_for(lambda: "served by instance bench-0" in a.log(), timeout=30,
+                                 what="a standby")
+                wait_for(lambda: any(r["method"] == "GET" and "ProvisioningData" in r["path"]
+                                     for r in server.requests()), timeout=30,
+                         what="the first poll")
+                pid = agents[0].proc.pid
+                cpu0 = proc_cpu_s(pid)
+                server.generate("c1", n)
+                c = wait_received(server, n, agent=agents[0])
+                fig = phase_figures(timings(server))
+                fig.update({"journal": journal, "instances": instances,
+                            "cpu_ms_per_1000": (proc_cpu_s(pid) - cpu0) / n * 1e6,
+                            "violations": c["violations_total"]})
+                out["%s-%d" % (journal, instances)] = fig
+                log("  %s, %d instance(s): %.0f orders/s" % (journal, instances,
+                                                             fig["orders_per_s"]))
+            finally:
+                for a in agents:
+                    a.stop(60)
+                server.stop(check=False)
+                shutil.rmtree(d, ignore_errors=True)
+    finally:
+        subprocess.run(["bash", pg, "stop", pgdir], timeout=120)
+    return out
 
 
 def bench_open_loop(root, rate, seconds, batch_every_s=0.1):
@@ -648,6 +719,240 @@ def bench_sql(root, n, driver):
         shutil.rmtree(tdir, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- interleaved rounds
+
+def build_raw_sql(d):
+    """Compiles tests/bench/raw_sql.c (the prepared-statement loop) into d."""
+    out = os.path.join(d, "raw_sql")
+    subprocess.run(["cc", "-O2", "-std=c17", "-I/usr/include/postgresql",
+                    os.path.join(HERE, "raw_sql.c"), "-o", out, "-lsqlite3", "-lpq"],
+                   check=True, timeout=120)
+    return out
+
+
+def agent_builds(spec, default):
+    """[(label, build dir)]: "after" is --build; --compare adds label=dir pairs."""
+    builds = [("after", default)]
+    for item in filter(None, (spec or "").split(",")):
+        label, _, path = item.partition("=")
+        builds.append((label, os.path.abspath(path)))
+    return builds
+
+
+def use_build(b):
+    import agent_harness
+    agent_harness.AGENT_BIN = os.path.join(b, "agent", "connector-agent")
+    agent_harness.BACKEND_DIR = os.path.join(b, "backends")
+
+
+def agent_round(d, who, build, conn, rt_name, rt, n, rnd, out, cpu):
+    """One contestant's turn in a round: a fresh server and agent of that build, n Added,
+    Modified, Deleted; appends each phase's span and agent CPU."""
+    use_build(build)
+    vd = os.path.join(d, "%s-%d" % (who, rnd))
+    os.makedirs(vd)
+    server = make_server(vd, "tgt", lease=TARGET_LEASE_S).start()
+    agent = None
+    try:
+        c = dict(conn, poll_interval="200ms", order_timeout="10s", max_parallel="2",
+                 max_in_flight="5000")
+        agent = make_agent(vd, server, {"tgt": c}, {rt_name: dict(rt, connector="tgt")},
+                           dict(E2E_AGENT, journal_sync="yes"))
+        start_ready(agent, vd)
+        ph = agent_phases(vd, server, agent, "tgt", rt_name, n)
+        bad = [o for o in server.results() if o.get("ProvisioningState") != "Executed"]
+        if bad:
+            raise RuntimeError("%d orders not Executed, e.g. %s" % (len(bad), bad[0]))
+        for ch in CHANGES:
+            out[who][ch].append(ph[ch]["span_s"])
+            cpu[who][ch].append(ph[ch]["agent_cpu_s"])
+        agent.stop(60)
+        agent = None
+    finally:
+        if agent:
+            agent.kill()
+        server.stop(check=False)
+
+
+def bench_ldap_rounds(root, n, rounds, builds):
+    """Like bench_sql_rounds against slapd (data on tmpfs, ldaps): raw = raw_ldap.c, one
+    synchronous libldap call per entry, 2 clients on halves."""
+    from harness import free_port
+    d = tempfile.mkdtemp(prefix="rounds-ldap-", dir=root)
+    sdir = tempfile.mkdtemp(prefix="slapd-", dir=TARGET_ROOT)
+    shutil.rmtree(sdir)
+    raw_bin = os.path.join(d, "raw_ldap")
+    subprocess.run(["cc", "-O2", "-std=c17", os.path.join(HERE, "raw_ldap.c"), "-o", raw_bin,
+                    "-lldap", "-llber"], check=True, timeout=120)
+    script = os.path.join(SRC, "tests", "ldap", "slapd.sh")
+    txt = subprocess.run(["bash", script, "start", sdir, str(free_port()), str(free_port())],
+                         check=True, capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, CA_SLAPD_OWNER_PID=str(os.getpid()))).stdout
+    env = dict(l.split("=", 1) for l in txt.split() if "=" in l)
+    try:
+        lenv = dict(os.environ, LDAPTLS_CACERT=env["CA_FILE"])
+        conn = {"backend": "ldap", "uri": env["LDAPS_URI"], "ca_file": env["CA_FILE"],
+                "bind_dn": env["ADMIN_DN"], "bind_password_file": env["ADMIN_PW_FILE"]}
+        rt = {"base_dn": PEOPLE, "rdn_attribute": "uid", "object_class": "inetOrgPerson"}
+        names = ["raw"] + [label for label, _ in builds]
+        out = {k: {ch: [] for ch in CHANGES} for k in names}
+        cpu = {k: {ch: [] for ch in CHANGES} for k in names[1:]}
+        for rnd in range(rounds):
+            for who in names[rnd % len(names):] + names[:rnd % len(names)]:
+                if who != "raw":
+                    agent_round(d, who, dict(builds)[who], conn, "LDAP_User", rt, n, rnd, out,
+                                cpu)
+                    continue
+                for ch in CHANGES:
+                    out["raw"][ch].append(timed(
+                        [[raw_bin, env["LDAPS_URI"], env["ADMIN_DN"], env["ADMIN_PW_FILE"],
+                          PEOPLE, ch, str(r.start), str(r.stop)] for r in split(n, 2)],
+                        env=lenv))
+                log("  round %d raw: %s" % (rnd, ", ".join(
+                    "%s %.2f s" % (ch, out["raw"][ch][-1]) for ch in CHANGES)))
+        return {"n": n, "rounds": rounds, "s": out, "agent_cpu_s": cpu, "loadavg_1m": loadavg(),
+                "builds": dict(builds)}
+    finally:
+        subprocess.run(["bash", script, "destroy", sdir], timeout=120)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def bench_sql_rounds(root, n, driver, rounds, builds):
+    """Side by side in one run: per round, the raw prepared-statement loop (raw_sql.c, 2
+    clients on halves) and the agent of each build (max_parallel 2, journal_sync yes, a
+    fresh agent and server), each doing n Added, then Modified, then Deleted on the same
+    table, in an order that rotates every round. Ratios are throughput, agent / raw, per
+    round; the figure is their median."""
+    d = tempfile.mkdtemp(prefix="rounds-%s-" % driver, dir=root)
+    tdir = tempfile.mkdtemp(prefix="sqlr-", dir=TARGET_ROOT)
+    pg = os.path.join(SRC, "tests", "pg", "pg.sh")
+    pgdir = None
+    raw_bin = build_raw_sql(d)
+    try:
+        if driver == "sqlite":
+            db = os.path.join(tdir, "bench.db")
+            subprocess.run(["sqlite3", db, SQL_TABLE], check=True, timeout=30)
+            target, rawenv = db, None
+            conn = {"backend": "sql", "driver": "sqlite", "database": db}
+        else:
+            from harness import free_port
+            port = free_port()
+            pw = "bench-Pg-77x"
+            pgdir = subprocess.run(["bash", pg, "start", str(port)], input=pw, check=True,
+                                   capture_output=True, text=True, timeout=120).stdout.strip()
+            pwfile = os.path.join(d, "pg.pw")
+            with open(pwfile, "w") as f:
+                f.write(pw + "\n")
+            os.chmod(pwfile, 0o600)
+            target = ("host=127.0.0.1 port=%d dbname=postgres user=ca_test sslmode=disable"
+                      % port)
+            rawenv = dict(os.environ, PGPASSWORD=pw)
+            subprocess.run(["/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-h", "127.0.0.1",
+                            "-p", str(port), "-U", "ca_test", "-d", "postgres", "-c", SQL_TABLE],
+                           check=True, env=rawenv, timeout=30, capture_output=True)
+            conn = {"backend": "sql", "driver": "postgresql", "password_file": pwfile,
+                    "connection": target}
+        names = ["raw"] + [label for label, _ in builds]
+        out = {k: {ch: [] for ch in CHANGES} for k in names}
+        cpu = {k: {ch: [] for ch in CHANGES} for k in names[1:]}
+        for rnd in range(rounds):
+            order = names[rnd % len(names):] + names[:rnd % len(names)]
+            for who in order:
+                if who == "raw":
+                    for ch in CHANGES:
+                        dt = timed([[raw_bin, driver, target, ch, str(r.start), str(r.stop)]
+                                    for r in split(n, 2)], env=rawenv)
+                        out["raw"][ch].append(dt)
+                    log("  round %d raw: %s" % (rnd, ", ".join(
+                        "%s %.2f s" % (ch, out["raw"][ch][-1]) for ch in CHANGES)))
+                    continue
+                agent_round(d, who, dict(builds)[who], conn, "User", SQL_RT, n, rnd, out, cpu)
+        return {"n": n, "rounds": rounds, "s": out, "agent_cpu_s": cpu, "loadavg_1m": loadavg(),
+                "builds": dict(builds)}
+    finally:
+        if pgdir:
+            subprocess.run(["bash", pg, "stop", pgdir], timeout=120)
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(tdir, ignore_errors=True)
+
+
+def bench_e2e_rounds(root, n, rounds, builds):
+    """The pipeline alone (testbackend count_only, journal_sync yes), each build in turn
+    per round, rotating: orders/s and agent CPU per 1,000 orders, medians."""
+    out = {label: {"orders_per_s": [], "cpu_ms_per_1000": []} for label, _ in builds}
+    for rnd in range(rounds):
+        for label, path in builds[rnd % len(builds):] + builds[:rnd % len(builds)]:
+            use_build(path)
+            f = bench_e2e(root, n, True)
+            out[label]["orders_per_s"].append(f["orders_per_s"])
+            out[label]["cpu_ms_per_1000"].append(f["cpu_ms_per_1000"])
+            log("  round %d %s: %.0f orders/s, %.1f ms CPU per 1,000" % (
+                rnd, label, f["orders_per_s"], f["cpu_ms_per_1000"]))
+    return {"n": n, "rounds": rounds, "builds": out, "loadavg_1m": loadavg()}
+
+
+def bench_json_micro(rounds, builds):
+    """json_micro.c linked against each build's libca_common.a, run in turn per round
+    (rotating): CPU ns per order for parse + order text + result + results body."""
+    d = tempfile.mkdtemp(prefix="json-micro-")
+    try:
+        bins = []
+        for label, path in builds:
+            out = os.path.join(d, "json_micro_" + label)
+            subprocess.run(["cc", "-O2", "-std=c17", "-I" + os.path.join(SRC, "common"),
+                            os.path.join(HERE, "json_micro.c"),
+                            os.path.join(path, "common", "libca_common.a"), "-ljansson", "-lcurl",
+                            "-lsystemd", "-lssl", "-lcrypto", "-o", out], check=True, timeout=120)
+            bins.append((label, out))
+        ns = {label: [] for label, _ in bins}
+        for rnd in range(rounds):
+            for label, b in bins[rnd % len(bins):] + bins[:rnd % len(bins)]:
+                p = subprocess.run([b, "1000", "20"], check=True, capture_output=True, text=True,
+                                   timeout=300)
+                ns[label].append(float(p.stdout.strip()))
+        return {"rounds": rounds, "ns_per_order": ns, "loadavg_1m": loadavg()}
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def e2e_rounds_rows(r):
+    rows = []
+    for label, f in r["builds"].items():
+        rows.append(("pipeline alone %d orders (%s)" % (r["n"], label),
+                     "%.0f orders/s, %.1f ms CPU per 1,000 orders (medians of %d; orders/s %s)" % (
+                         statistics.median(f["orders_per_s"]),
+                         statistics.median(f["cpu_ms_per_1000"]), len(f["orders_per_s"]),
+                         " ".join("%.0f" % x for x in f["orders_per_s"])),
+                     ">= 50000/s", verdict(statistics.median(f["orders_per_s"]) >= 50000),
+                     "testbackend count_only, journal_sync yes, e2e tuning; builds in turn "
+                     "per round, rotating"))
+    return rows
+
+
+def rounds_rows(name, r):
+    rows = []
+    raw = r["s"]["raw"]
+    for who in r["s"]:
+        if who == "raw":
+            continue
+        for ch in CHANGES:
+            ratios = [rs / ag for rs, ag in zip(raw[ch], r["s"][who][ch])]
+            rows.append(("%s %d %s: agent (%s) / raw loop" % (name, r["n"], ch, who),
+                         "%.2f median of %d (rounds %s; agent median %.2f s, CPU %.2f s; raw "
+                         "median %.2f s)" % (statistics.median(ratios), len(ratios),
+                                             " ".join("%.2f" % x for x in ratios),
+                                             statistics.median(r["s"][who][ch]),
+                                             statistics.median(r["agent_cpu_s"][who][ch]),
+                                             statistics.median(raw[ch])),
+                         ">= 0.95", verdict(statistics.median(ratios) >= 0.95),
+                         "throughput ratio (raw s / agent s) per interleaved round, rotating "
+                         "order; raw = %s, 2 clients; agent "
+                         "max_parallel 2, journal_sync yes" % (
+                             "raw_ldap.c synchronous libldap loop" if name == "LDAP"
+                             else "raw_sql.c prepared-statement loop")))
+    return rows
+
+
 # ---------------------------------------------------------------- report
 
 def verdict(ok):
@@ -763,6 +1068,34 @@ def report(R, scale):
     if "pg" in R:
         rows += ratio_rows("PostgreSQL %d" % n, R["pg"], "agent span vs 2 psql -f on halves, "
                            "BEGIN; stmt; COMMIT per row, TCP loopback, same server (fsync=off)")
+    if "ha" in R:
+        base = R["ha"].get("sqlite-1", {}).get("orders_per_s")
+        for key in ("sqlite-1", "postgresql-1", "postgresql-2", "postgresql-3"):
+            f = R["ha"].get(key)
+            if not f:
+                continue
+            rows.append(("journal %s, %d instance(s), %d orders" % (
+                             f["journal"], f["instances"], f["orders"]),
+                         "%.0f orders/s (%.2f of SQLite's; %.1f ms CPU per 1,000 in the serving "
+                         "instance)" % (f["orders_per_s"],
+                                        f["orders_per_s"] / base if base else 0,
+                                        f["cpu_ms_per_1000"]), "-", "-",
+                         "one connector, testbackend count_only, e2e tuning; one instance serves, "
+                         "the others stand by; PostgreSQL from tests/pg/pg.sh (fsync = off)"))
+    if "json_micro" in R:
+        for label, v in R["json_micro"]["ns_per_order"].items():
+            rows.append(("JSON work per order (%s)" % label,
+                         "%.1f us CPU (median of %d: %s)" % (
+                             statistics.median(v) / 1000, len(v),
+                             " ".join("%.1f" % (x / 1000) for x in v)), "-", "-",
+                         "json_micro.c on this build's libca_common.a: page of 1,000 parsed, "
+                         "each order's text, a result each, the results body; one thread"))
+    if "pipeline_rounds" in R:
+        rows += e2e_rounds_rows(R["pipeline_rounds"])
+    for key, name in (("sqlite_rounds", "SQLite"), ("pg_rounds", "PostgreSQL"),
+                      ("ldap_rounds", "LDAP")):
+        if key in R:
+            rows += rounds_rows(name, R[key])
     w = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["connector-agent benchmarks (scale=%s, %s, %d cores, load average %s at the "
              "start, %s at the end)" % (scale, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -783,8 +1116,11 @@ def main():
     ap.add_argument("--build", default=os.path.join(SRC, "build", "bench"))
     ap.add_argument("--scale", default=os.environ.get("BENCH_SCALE", "full"))
     ap.add_argument("--json", default=None)
-    ap.add_argument("--only", default="e2e,openloop,server,footprint,ldap,sqlite,pg")
+    ap.add_argument("--only", default="e2e,openloop,server,footprint,ldap,sqlite,pg,ha")
     ap.add_argument("--profile", default=None, help="perf record the 100k sync run to this file")
+    ap.add_argument("--compare", default=os.environ.get("BENCH_COMPARE"),
+                    help="label=build_dir[,...]: other agent builds in the rounds parts")
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "5")))
     a = ap.parse_args()
     b = os.path.abspath(a.build)
     os.environ["CA_AGENT_BIN"] = os.path.join(b, "agent", "connector-agent")
@@ -815,6 +1151,10 @@ def main():
         if "footprint" in only:
             log("footprint (idle, start-up)")
             R["footprint"] = bench_footprint(root)
+        if "ha" in only:
+            log("high availability: %d orders, SQLite and 1, 2, 3 instances on PostgreSQL"
+                % sizes[0])
+            R["ha"] = bench_ha(root, sizes[0])
         if "ldap" in only:
             log("LDAP %d x 3" % raw_n)
             R["ldap"] = bench_ldap(root, raw_n)
@@ -824,6 +1164,22 @@ def main():
         if "pg" in only:
             log("PostgreSQL %d x 3" % raw_n)
             R["pg"] = bench_sql(root, raw_n, "pg")
+        for part, driver in (("sqlrounds", "sqlite"), ("pgrounds", "postgresql")):
+            if part in only:
+                log("%s rounds: %d x 3, %d rounds" % (driver, raw_n // 2, a.rounds))
+                R["sqlite_rounds" if driver == "sqlite" else "pg_rounds"] = bench_sql_rounds(
+                    root, raw_n // 2, driver, a.rounds, agent_builds(a.compare, b))
+        if "json" in only:
+            log("JSON micro-benchmark, %d rounds" % a.rounds)
+            R["json_micro"] = bench_json_micro(a.rounds, agent_builds(a.compare, b))
+        if "e2erounds" in only:
+            log("pipeline alone: %d orders, %d rounds" % (sizes[-1] // 5, a.rounds))
+            R["pipeline_rounds"] = bench_e2e_rounds(root, sizes[-1] // 5, a.rounds,
+                                               agent_builds(a.compare, b))
+        if "ldaprounds" in only:
+            log("LDAP rounds: %d x 3, %d rounds" % (raw_n // 2, a.rounds))
+            R["ldap_rounds"] = bench_ldap_rounds(root, raw_n // 2, a.rounds,
+                                                 agent_builds(a.compare, b))
     finally:
         if a.json:
             with open(a.json, "w") as f:

@@ -1,12 +1,16 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Benchmarks for connector-agent (not part of CI's pass/fail): builds a Release build in
 # build/bench and runs tests/bench/bench.py, which prints one table (see RESULTS.md).
 #
 #   tests/bench/run.sh                      full: 10,000 and 100,000 orders, 10,000 per raw target
 #   BENCH_SCALE=small tests/bench/run.sh    quick: 1,000 and 10,000 orders, 1,000 per raw target
 #   BENCH_ONLY=e2e,footprint tests/bench/run.sh   only some parts
-#                                           (e2e, openloop, server, footprint, ldap, sqlite, pg)
+#                                           (e2e, openloop, server, footprint, ldap, sqlite, pg, ha)
 #   BENCH_JSON=out.json                     also write every raw figure as JSON
+#   BENCH_ONLY=json,e2erounds,sqlrounds,pgrounds,ldaprounds BENCH_COMPARE=before=DIR BENCH_ROUNDS=5
+#                                           interleaved rounds against raw_sql.c / raw_ldap.c, with another
+#                                           build (DIR: its build tree) side by side
 #
 # Needs what tests/run.sh installs (slapd, ldap-utils, postgresql-15, sqlite3) plus
 # strace (idle wake-ups). Loopback only; every wait is bounded.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the container image with podman and runs it. Not part of the default test run:
 # it takes minutes (a debootstrap base image, then a full build inside the image).
 #

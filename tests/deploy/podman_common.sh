@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by the podman tests in tests/deploy: podman settings for this kind of machine
 # and a Debian 12 base image without a registry. Expects $work (a scratch directory)
 # and a function fail.

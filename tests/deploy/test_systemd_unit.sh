@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Checks the systemd unit without a running systemd (PID 1 need not be systemd):
 # stages an install of the build into a scratch root, then
 #  - systemd-analyze verify: no output at all (unknown keys are only warnings there),
@@ -14,7 +15,7 @@ src=${CA_TEST_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${1:-${CA_TEST_BUILD_DIR:?give the build directory or set CA_TEST_BUILD_DIR}}
 unit_name=connector-agent.service
 max_exposure=20 # systemd-analyze's 0-100 scale: 20 is 2.0
-farewell_s=5    # AGENT_FAREWELL_TIMEOUT_MS in agent/agent.c
+farewell_s=5    # AGENT_FAREWELL_TIMEOUT_MS in agent/core/agent.c
 
 fail() {
   echo "FAIL: $*" >&2

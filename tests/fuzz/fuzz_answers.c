@@ -1,13 +1,19 @@
-/* libFuzzer harness for the server's answers that are not pages of orders:
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libFuzzer harness for the server's answers that are not pages of orders, and for what
+ * the agent builds from a page's ContinuationToken:
  *
  * - the ProvisioningResults acknowledgement (results_ack_parse, common/order.h), with the
  *   promises the reporter relies on: counts are non-negative on success, untouched on
  *   failure, and the error code is -EBADMSG or -ENOMEM;
  * - the OAuth 2.0 token answer (protocol.md §2). Today it is parsed inside a static
- *   callback of agent/api.c; once that parser is factored out as api_token_parse (the
+ *   callback of agent/net/api.c; once that parser is factored out as api_token_parse (the
  *   signature below), build with -DCA_HAVE_API_TOKEN_PARSE to fuzz it too. Until then
  *   the same input goes through jansson as api.c calls it and through the guarded
- *   loading every other answer shares (order_json_load).
+ *   loading every other answer shares (order_json_load);
+ * - the next ProvisioningData request URL (api_data_path, api_url_build in agent/net/api.c),
+ *   built from the ContinuationToken of the input read as a page, and from the raw input
+ *   read as a token: the token comes back whole from the URL's query, or is refused
+ *   whole (-E2BIG) only when longer than API_CONTINUATION_MAX.
  *
  * Seeds: tests/fuzz/corpus/answers/; dictionary: tests/fuzz/answers.dict. */
 #include <errno.h>
@@ -15,12 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
+#include "api.h"
 #include "error.h"
 #include "order.h"
 #include "order_internal.h"
 
 #ifdef CA_HAVE_API_TOKEN_PARSE
-/* The contract this harness checks (to be declared in agent/api.h): parses the body of a
+/* The contract this harness checks (to be declared in agent/net/api.h): parses the body of a
  * token answer (len bytes, not NUL-terminated). On success returns 0, *token is a
  * malloc'd non-empty string of at most API_TOKEN_MAX bytes without CR, LF or NUL (it
  * goes into an HTTP header), and *expires_in is the lifetime in seconds, at least 1 and
@@ -102,10 +111,83 @@ static void fuzz_token(const char *body, size_t size)
 #endif
 }
 
+/* The one ContinuationToken value in url's query, unescaped, or NULL. */
+static char *continuation_of(const char *url)
+{
+        static const char name[] = "ContinuationToken=";
+        const char *q = strchr(url, '?');
+        const char *at = q ? strstr(q, name) : NULL;
+        if (!at || (at[-1] != '?' && at[-1] != '&'))
+                return NULL;
+        at += strlen(name);
+        const char *end = strchr(at, '&');
+        int n = 0;
+        char *v = curl_easy_unescape(NULL, at, end ? (int)(end - at) : 0, &n);
+        if (!v)
+                return NULL;
+        char *copy = strndup(v, (size_t)n);
+        curl_free(v);
+        return copy;
+}
+
+static void fuzz_url(const char *token, unsigned page_size)
+{
+        char *path = NULL, *url = NULL;
+        struct ca_error err = {0};
+        int r = api_data_path("c 1/&?", token, page_size, &path, &err);
+        if (strlen(token) > API_CONTINUATION_MAX) {
+                if (r != -E2BIG || path || !err.msg[0])
+                        abort(); /* an over-long token is refused whole, with a reason */
+                return;
+        }
+        if (r == -ENOMEM)
+                return;
+        if (r != 0 || !path)
+                abort();
+        r = api_url_build("https://idm.example.com/", path, "1.0", &url);
+        if (r == -ENOMEM) {
+                free(path);
+                return;
+        }
+        if (r != 0 || !url || strlen(url) > API_URL_MAX)
+                abort(); /* a token the agent carries always fits the URL */
+        if (strchr(url, ' ') || strchr(url, '#') || strpbrk(url, "\r\n"))
+                abort(); /* every value escaped */
+        char *back = continuation_of(url);
+        if (*token) {
+                if (!back || strcmp(back, token) != 0)
+                        abort(); /* sent whole, never cut short */
+        } else if (back) {
+                abort(); /* an empty token means the first page */
+        }
+        free(back);
+        free(url);
+        free(path);
+}
+
+static void fuzz_page_urls(const char *body, size_t size)
+{
+        struct ca_order_page page = {0};
+        struct ca_error err = {0};
+        if (order_page_parse(body, size, &page, &err) == 0 && page.continuation_token)
+                fuzz_url(page.continuation_token, (unsigned)size);
+        order_page_clear(&page);
+        /* The raw input as a token too: the page parser bounds what reaches it above. */
+        /* Not strndup: the input has no NUL, and strict string checks read it as a string. */
+        char *raw = malloc(size + 1);
+        if (raw) {
+                memcpy(raw, body, size);
+                raw[size] = '\0';
+                fuzz_url(raw, 0);
+                free(raw);
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         const char *body = (const char *)data;
         fuzz_ack(body, size);
         fuzz_token(body, size);
+        fuzz_page_urls(body, size);
         return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the exec back-end's handling of outside input:
  *
  * - the program's input: every order is described (dry run: the program, its arguments

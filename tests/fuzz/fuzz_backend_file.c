@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the file back-end: an order's key turned into a file name, and
  * the order written, for real, into a temporary directory (tmpfs when there is one).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the ldap back-end's translation of an order: DN building and
  * escaping (RFC 4514), filter escaping (RFC 4515) and the whole plan of operations
  * (describe, which never connects). No directory is needed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the sql back-end: an order (and optionally its mapping, see
  * fuzz_backend_util.h) turned into statements by describe (dry run), then executed twice
  * on a real SQLite database in a temporary file (tmpfs when there is one).

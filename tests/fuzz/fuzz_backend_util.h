@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_backend_util: what the back-end harnesses share. Header-only (static functions),
  * one harness per plug-in.
  *

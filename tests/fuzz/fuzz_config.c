@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the configuration file and its environment overrides
  * (config_load, common/config.h).
  *
@@ -156,8 +157,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* The value parsers the table uses, on the raw start of the input. */
         char word[32];
         snprintf(word, sizeof(word), "%.*s", (int)(file_len < 31 ? file_len : 31), text);
-        uint64_t ms;
+        uint64_t ms, u;
         size_t bytes;
+        (void)config_parse_uint(word, &u);
         (void)config_parse_duration(word, &ms);
         (void)config_parse_size(word, &bytes);
         return 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the server-facing parsers of common/order.h: a ProvisioningData
  * page (order_page_parse) and the ProvisioningResults answer (results_ack_parse).
  *
@@ -30,6 +31,12 @@ static void check_order(const struct ca_order *o, const char *message)
                 abort(); /* identified by neither: it should have been skipped */
         if (o->invalid == NULL && (o->change == CA_CHANGE_UNKNOWN || !o->assignment_id[0]))
                 abort(); /* an order the agent would execute must have both */
+
+        /* Its text, a slice of the page, is the same JSON value as its tree. */
+        json_t *same = o->json_text ? json_loads(o->json_text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+        if (o->json_text && (!same || !json_equal(same, o->json)))
+                abort();
+        json_decref(same);
 
         struct ca_result *r = result_new(o, o->invalid ? CA_RESULT_ERRORED : CA_RESULT_EXECUTED,
                                          o->invalid ? o->invalid : message, message, 0);

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs every fuzz target (or those named) for MINUTES each, like run.sh, but keeps the
 # inputs that reached new coverage in build/fuzz/new-corpus/<name>/, separate from the
 # seed corpus, for a person to review and merge:

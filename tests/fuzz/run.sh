@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the libFuzzer targets (clang, -DCA_FUZZ=ON) into build/fuzz and runs each one
 # for SECONDS (default 10) on a copy of its seed corpus (tests/fuzz/corpus/<name>/, the
 # regression seeds included: a seed that still crashes is found in the first second).

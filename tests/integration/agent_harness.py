@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Runs the real connector-agent binary for integration tests.
 
 An Agent writes a configuration file for a SimServer (harness.py), starts the binary
@@ -127,10 +128,12 @@ class Agent:
             return f.read()
 
     def applied(self):
-        """Lines the testbackend wrote: one per application, 'key changetype'."""
+        """Lines the testbackend wrote: one per application, 'key changetype'. A record
+        torn by a SIGKILL (its write cut short, the order not applied) is left out."""
         try:
             with open(self.applied_file) as f:
-                return [l.split()[0] for l in f if l.strip()]
+                return [l.split()[0] for l in f if len(l.split()) == 2 and
+                        l.split()[1] in ("Added", "Modified", "Deleted", "Unknown")]
         except FileNotFoundError:
             return []
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Harness for integration tests: runs ca-simserver (the simulated identity server) on
 127.0.0.1 and drives it through its /_control/ API. Standard library only.
 
@@ -329,7 +330,7 @@ class SimServer:
         form = urllib.parse.urlencode({"grant_type": "client_credentials",
                                        "client_id": self.client_id,
                                        "client_secret": self.secret,
-                                       "scope": "usercube_api"})
+                                       "scope": "usercube_api"}, safe="@")
         status, _, data = self.http("POST", "/connect/token", body=form, headers={
             "Content-Type": "application/x-www-form-urlencoded"})
         if status != 200:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A strict parser for the Prometheus text exposition format (0.0.4), for tests.
 
 It refuses what Prometheus would refuse and what its naming conventions forbid: bad

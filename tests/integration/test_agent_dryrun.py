@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """--dry-run fetches orders and shows what each back-end would do, without touching the
 target, recording anything, or reporting results."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The main job end to end: orders flow from the simulated server through the real agent
 binary and its testbackend plug-in, and every result arrives back exactly once."""
 import collections

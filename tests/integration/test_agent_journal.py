@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The journal seen from outside: a corrupt or newer file is refused with exit 4 and a way
 out, operators list and resolve what it holds, back-pressure pauses polling instead of
 growing memory, reported entries are pruned after the retention, and a full disk stops
@@ -170,6 +171,16 @@ class JournalTest(unittest.TestCase):
                     wait_for(lambda: any(c["Status"] == "DISCONNECTED"
                                          for h in server.heartbeats() for c in h["Connectors"]),
                              what="connector DISCONNECTED")
+                    # While the disk stays full the agent must keep saying so: a retry that
+                    # merely commits nothing is no proof that the journal works again.
+                    seen = len(server.heartbeats())
+                    time.sleep(4)
+                    while_full = [c["Status"] for h in server.heartbeats()[seen:]
+                                  for c in h["Connectors"]]
+                    self.assertGreaterEqual(len(while_full), 2, "too few heartbeats while full")
+                    self.assertEqual(set(while_full), {"DISCONNECTED"},
+                                     "CONNECTED reported while the disk was still full")
+                    self.assertNotIn("journal writable again", agent.log())
                     os.unlink(filler)
                     wait_for(lambda: all_answered(server, 400), timeout=120,
                              what="everything after space came back")

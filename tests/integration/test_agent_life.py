@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Process life: readiness and status through sd_notify, the watchdog, graceful and
 forced shutdown, reload, and the command line."""
 import collections
@@ -42,6 +43,13 @@ class NotifyListener:
     def has(self, prefix):
         return any(line.startswith(prefix) for m in self.messages for line in m.split("\n"))
 
+    def index(self, prefix, start=0):
+        """Index of the first datagram from START on with a line starting with PREFIX."""
+        for i, m in enumerate(self.messages[start:], start):
+            if any(line.startswith(prefix) for line in m.split("\n")):
+                return i
+        return None
+
     def close(self):
         self.running = False
         self.thread.join(2)
@@ -66,8 +74,16 @@ class LifeTest(unittest.TestCase):
                 wait_for(lambda: listener.has("WATCHDOG=1"), what="WATCHDOG=1")
                 wait_for(lambda: any("5 executed" in m for m in listener.messages),
                          what="STATUS with the orders done")
+                # A reload says RELOADING=1, then READY=1 again: both must come after the
+                # signal, READY=1 after RELOADING=1 (the first READY=1 proves nothing).
+                mark = len(listener.messages)
                 agent.signal(signal.SIGHUP)
-                wait_for(lambda: listener.has("RELOADING=1"), what="RELOADING=1")
+                wait_for(lambda: listener.index("RELOADING=1", mark) is not None,
+                         what="RELOADING=1 after SIGHUP")
+                reloading = listener.index("RELOADING=1", mark)
+                self.assertRegex(listener.messages[reloading], r"(^|\n)MONOTONIC_USEC=\d+")
+                wait_for(lambda: listener.index("READY=1", reloading + 1) is not None,
+                         what="READY=1 after RELOADING=1")
                 self.assertEqual(agent.stop(), 0)
                 self.assertTrue(listener.has("STOPPING=1"))
                 self.assertTrue(listener.has("STATUS=connected"))

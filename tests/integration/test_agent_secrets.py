@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Secrets stay secret: a full run's logs, the results and heartbeats the server received,
 and --check-config output hold none of the configured secrets; the process writes no core
 file."""
@@ -55,7 +56,7 @@ class SecretsTest(unittest.TestCase):
             os.chmod(wrong, 0o600)
             bad = Agent(self.dir, server, name="bad", server_keys={"client_secret_file": wrong})
             bad.start()
-            wait_for(lambda: "refused the agent's credentials" in bad.log(), what="refusal")
+            wait_for(lambda: "refused the client credentials" in bad.log(), what="refusal")
             bad.stop()
             # A secret file others can read is refused, and not quoted.
             os.chmod(wrong, 0o644)

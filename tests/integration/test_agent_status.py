@@ -1,6 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
 """What an operator sees: the status endpoint (/healthz, /readyz, /metrics checked by a
 strict Prometheus parser), the watchdog withheld while a worker is wedged, native
 journald entries with structured fields, and colour only on a terminal."""
+import json
 import os
 import pty
 import select
@@ -92,6 +94,37 @@ class StatusTest(unittest.TestCase):
                 self.assertGreaterEqual(value("connector_agent_report_duration_seconds_count",
                                               connector="c1"), 1)
                 self.assertGreaterEqual(value("connector_agent_heartbeat_age_seconds"), 0)
+                # Back-end time by change type: 5 Added (4 executed, 1 errored), nothing else.
+                self.assertEqual(value("connector_agent_order_duration_seconds_count",
+                                       connector="c1", change_type="Added"), 5)
+                self.assertEqual(value("connector_agent_order_duration_seconds_bucket",
+                                       connector="c1", change_type="Added", le="+Inf"), 5)
+                self.assertEqual(value("connector_agent_order_duration_seconds_count",
+                                       connector="c1", change_type="Deleted"), 0)
+                self.assertEqual(fams["connector_agent_order_duration_seconds"]["type"],
+                                 "histogram")
+                # The process family, with values that fit this process.
+                pid = agent.proc.pid
+                with open("/proc/%d/stat" % pid) as f:
+                    ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+                with open("/proc/stat") as f:
+                    boot = next(float(l.split()[1]) for l in f if l.startswith("btime"))
+                start = boot + ticks / os.sysconf("SC_CLK_TCK")
+                self.assertLess(abs(value("process_start_time_seconds") - start), 2.0)
+                self.assertGreater(value("process_cpu_seconds_total"), 0)
+                self.assertEqual(fams["process_cpu_seconds_total"]["type"], "counter")
+                rss = value("process_resident_memory_bytes")
+                self.assertGreater(rss, 1 << 20)
+                self.assertLess(rss, 1 << 31)
+                fds = len(os.listdir("/proc/%d/fd" % pid))
+                self.assertLess(abs(value("process_open_fds") - fds), 3)
+                self.assertGreater(value("process_max_fds"), value("process_open_fds"))
+                # / lists the endpoints.
+                status, text, ctype = get(base + "/")
+                self.assertEqual(status, 200)
+                self.assertTrue(ctype.startswith("text/plain"), ctype)
+                for path in ("/healthz", "/readyz", "/metrics"):
+                    self.assertIn(path, text)
                 self.assertEqual(fams["connector_agent_build_info"]["samples"][0][1]["version"],
                                  agent.run("--version")[1].split()[1])
                 self.assertEqual(get(base + "/nothing")[0], 404)
@@ -100,6 +133,31 @@ class StatusTest(unittest.TestCase):
                 server.fault("any", "expire_token")
                 wait_for(lambda: get(base + "/readyz")[0] == 503, timeout=30, what="not ready")
                 self.assertEqual(get(base + "/healthz")[0], 200)
+            finally:
+                self.assertEqual(agent.stop(), 0)
+
+    def test_heartbeat_age_absent_until_accepted(self):
+        port = free_port()
+        with SimServer(self.dir, generate=1) as server:
+            server.fault("heartbeat", "status", status=503, count=100000)
+            agent = Agent(self.dir, server, agent={"status_port": str(port)})
+            base = "http://127.0.0.1:%d" % port
+            agent.start()
+            try:
+                wait_for(lambda: get(base + "/metrics")[0] == 200, what="metrics")
+                wait_for(lambda: "heartbeat answered HTTP 503" in agent.log(),
+                         what="a heartbeat refused")
+                fams = prometheus_text.parse(get(base + "/metrics")[1])
+                fam = fams["connector_agent_heartbeat_age_seconds"]
+                self.assertEqual(fam["type"], "gauge")
+                self.assertEqual(fam["samples"], [], "a sample before any heartbeat was accepted")
+                server.reset()
+                def age():
+                    fam = prometheus_text.parse(get(base + "/metrics")[1])[
+                        "connector_agent_heartbeat_age_seconds"]
+                    return fam["samples"]
+                samples = wait_for(age, timeout=15, what="a heartbeat accepted")
+                self.assertGreaterEqual(samples[0][2], 0)
             finally:
                 self.assertEqual(agent.stop(), 0)
 
@@ -180,6 +238,31 @@ class LoggingTest(unittest.TestCase):
             os.unlink(JOURNAL_SOCKET)
             if made_dir:
                 os.rmdir(os.path.dirname(JOURNAL_SOCKET))
+
+    def test_json_lines_carry_the_journal_fields(self):
+        with SimServer(self.dir, generate=3) as server:
+            agent = Agent(self.dir, server, agent={"log_level": "info", "log_format": "json"})
+            rc, out = agent.run("--once")
+            self.assertEqual(rc, 0, out)
+        lines = [l for l in out.splitlines() if l]
+        self.assertTrue(lines)
+        records = [json.loads(l) for l in lines]  # every line is one object, nothing else
+        for r in records:
+            self.assertEqual(r["SYSLOG_IDENTIFIER"], "connector-agent", r)
+            self.assertRegex(r["TIMESTAMP"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            self.assertIn(r["PRIORITY"], (3, 4, 5, 6))
+            self.assertIsInstance(r["MESSAGE"], str)
+        per_order = [r for r in records if r.get("ORDER_KEY") == "gen-000001"]
+        self.assertTrue(per_order, records[:5])
+        self.assertEqual(per_order[0]["CONNECTOR"], "c1")
+        self.assertEqual(per_order[0]["PRIORITY"], 6)
+        self.assertIn("Executed", per_order[0]["MESSAGE"])
+        # Text stays the default, and a bad value is refused with file:line.
+        with SimServer(self.dir, generate=1) as server:
+            agent = Agent(self.dir, server, agent={"log_format": "xml"}, name="bad")
+            rc, out = agent.run("--check-config")
+            self.assertEqual(rc, 3, out)
+            self.assertIn("log_format: must be text or json", out)
 
     def test_colour_only_on_a_terminal(self):
         with SimServer(self.dir, generate=2) as server:

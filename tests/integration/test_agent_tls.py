@@ -1,10 +1,13 @@
+# SPDX-License-Identifier: Apache-2.0
 """TLS to the server: verification always on. A custom CA works, a self-signed or
 wrong-name certificate is refused with a message that says so, mutual TLS works, a
 public-key pin works and a wrong one is refused, and plain http:// is refused unless the
-host is a loopback address."""
+host is a loopback address. A daemon given the wrong CA logs the cause once, naming the
+issuer of the server's certificate and pointing at doctor, then counts its retries."""
 import base64
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -12,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import SimServer, make_test_ca  # noqa: E402
-from agent_harness import Agent  # noqa: E402
+from agent_harness import Agent, wait_for  # noqa: E402
 
 
 def spki_pin(cert_path):
@@ -68,6 +71,42 @@ class TlsTest(unittest.TestCase):
             self.assertRegex(out, r"SSL certificate problem|certificate verify failed")
             self.assertEqual(agent.applied(), [])
             self.assertEqual(server.state()["token_requests"], 0)
+
+    def test_wrong_ca_logged_once_with_the_issuer(self):
+        wrong = os.path.join(self.dir, "wrong-ca.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=not the server's CA", "-keyout",
+                        os.path.join(self.dir, "wrong-ca.key"), "-out", wrong],
+                       check=True, capture_output=True)
+        issuer = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt",
+                                 "multiline", "-in", self.ca["ca"]], capture_output=True,
+                                text=True, check=True).stdout
+        cn = [l.split("=", 1)[1].strip() for l in issuer.splitlines() if "commonName" in l][0]
+        problem = "unable to get local issuer certificate"
+        with SimServer(self.dir, tls={"cert": self.ca["cert"], "key": self.ca["key"]}) as server:
+            agent = Agent(self.dir, server, server_keys={"ca_file": wrong})
+            agent.start()
+            try:
+                # Retries still happen (at debug level): at least five of them.
+                wait_for(lambda: sum(1 for l in agent.log().splitlines()
+                                     if " debug " in l and "next try in" in l) >= 5,
+                         timeout=60, what="five retries")
+            finally:
+                self.assertEqual(agent.stop(), 0)
+        lines = [l for l in agent.log().splitlines() if " debug " not in l]
+        cause = [l for l in lines if "cannot reach the server" in l]
+        self.assertEqual(len(cause), 1, "\n".join(lines))
+        self.assertIn("(the certificate's issuer, %s, is not in ca_file)" % cn, cause[0])
+        self.assertIn("run `connector-agent doctor`", cause[0])
+        # The cause, not a line per retry: the token endpoint's line and the cause line,
+        # the farewell heartbeat's at the stop, and reminders only at 8, 16, 32 ... tries.
+        said = [l for l in lines if problem in l]
+        reminders = [int(m.group(1)) for m in
+                     (re.search(r"still no answer from the server after (\d+) more tries", l)
+                      for l in said) if m]
+        self.assertLessEqual(len(said) - len(reminders), 3, "\n".join(said))
+        self.assertEqual(reminders, [8 << k for k in range(len(reminders))], "\n".join(said))
+        self.assertEqual([l for l in lines if "next try in" in l], [])
 
     def test_wrong_name_refused(self):
         cert, key = wrong_name_cert(self.ca, os.path.join(self.tmp.name, "tls"))

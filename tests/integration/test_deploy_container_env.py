@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The container's way of running the agent, without a container engine: the built binary
 as a non-root numeric uid with no passwd entry (10001, the image's user), no
 configuration file at all, configuration from CONNECTOR_AGENT_* variables only (the
@@ -9,6 +10,8 @@ default).
 Needs root (to drop to uid 10001 with setpriv, from util-linux).
 """
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +32,7 @@ CONNECTOR = "c1"
 # as harness.make_order's).
 RESOURCE_TYPE = "User"
 SHUTDOWN_DEADLINE_S = 10
-FAREWELL_S = 5             # AGENT_FAREWELL_TIMEOUT_MS in agent/agent.c
+FAREWELL_S = 5             # AGENT_FAREWELL_TIMEOUT_MS in agent/core/agent.c
 PROCESS_TIMEOUT_S = 90     # for all orders to be applied and their results delivered
 # Variables a sanitizer build needs to pass on; nothing else of the test's environment.
 PASS_THROUGH = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "PATH")
@@ -43,6 +46,18 @@ class ContainerEnvironment(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory(prefix="ca-container-env-")
         self.addCleanup(self.tmp.cleanup)
         os.chmod(self.tmp.name, 0o755)
+        # The agent's uid may not be able to read the build tree (a clone in a private
+        # directory such as /root): it gets its own copy of the binary and the plug-ins,
+        # as the image has them, readable by everyone.
+        self.agent = os.path.join(self.tmp.name, "connector-agent")
+        shutil.copy2(AGENT, self.agent)
+        self.backends = os.path.join(self.tmp.name, "backends")
+        shutil.copytree(BACKENDS, self.backends)
+        for root, dirs, files in os.walk(self.backends):
+            os.chmod(root, 0o755)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o755)
+        os.chmod(self.agent, 0o755)
         # What the image's volume is: a directory owned by the agent's uid, and nothing
         # else writable for it.
         self.volume = os.path.join(self.tmp.name, "volume")
@@ -65,7 +80,7 @@ class ContainerEnvironment(unittest.TestCase):
             "CONNECTOR_AGENT_SERVER_CLIENT_ID": self.server.client_id,
             "CONNECTOR_AGENT_SERVER_CLIENT_SECRET": secret,
             "CONNECTOR_AGENT_AGENT_STATE_DIR": self.volume,
-            "CONNECTOR_AGENT_AGENT_BACKEND_DIR": BACKENDS,
+            "CONNECTOR_AGENT_AGENT_BACKEND_DIR": self.backends,
             "CONNECTOR_AGENT_AGENT_IDENTIFIER": "container-env-test",
             "CONNECTOR_AGENT_AGENT_SHUTDOWN_DEADLINE": "%ds" % SHUTDOWN_DEADLINE_S,
             "CONNECTOR_AGENT_AGENT_HEARTBEAT_INTERVAL": "2s",
@@ -83,7 +98,7 @@ class ContainerEnvironment(unittest.TestCase):
 
     def as_agent_user(self, args):
         return ["setpriv", "--reuid=%d" % UID, "--regid=%d" % GID, "--clear-groups", "--",
-                AGENT] + args
+                self.agent] + args
 
     def run_agent(self, args, env, timeout=60):
         return subprocess.run(self.as_agent_user(args), env=env, cwd=self.volume,
@@ -181,6 +196,43 @@ class ContainerEnvironment(unittest.TestCase):
         # Everything the agent wrote is the agent's uid's, in the volume only.
         for name in os.listdir(self.volume):
             self.assertEqual(os.stat(os.path.join(self.volume, name)).st_uid, UID, name)
+
+
+    def test_arbitrary_uid_with_group_0_or_a_hint(self):
+        """docker/podman run --user UID:0 on a named volume made from the image's
+        /var/lib/connector-agent (same owner, group and mode): it works; with another
+        group the agent refuses with a message that says what to do."""
+        with open(os.path.join(HERE, "..", "..", "packaging", "docker", "Dockerfile")) as f:
+            dockerfile = f.read()
+        m = re.search(r"install -d -o agent -g (\d+) -m (0[0-7]{3}) /var/lib/connector-agent",
+                      dockerfile)
+        self.assertIsNotNone(m, "the Dockerfile no longer creates the state directory")
+        gid, mode = int(m.group(1)), int(m.group(2), 8)
+        self.assertEqual(gid, 0, "the state directory is not group 0's")
+        os.chown(self.volume, UID, gid)
+        os.chmod(self.volume, mode)
+        from harness import free_port
+        self.status_port = free_port()
+        env = self.environment()
+        other = 12345
+
+        def as_user(uid, gid_, args):
+            return subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid_,
+                                   "--clear-groups", "--", self.agent] + args, env=env,
+                                  cwd=self.tmp.name, capture_output=True, text=True,
+                                  timeout=60)
+
+        ok = as_user(other, 0, ["journal", "list", "all"])
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        self.assertIn("0 all entries", ok.stdout)
+        for name in os.listdir(self.volume):
+            self.assertEqual(os.stat(os.path.join(self.volume, name)).st_uid, other, name)
+
+        refused = as_user(other + 1, other + 1, ["journal", "list", "all"])
+        self.assertNotEqual(refused.returncode, 0, refused.stdout)
+        words = refused.stdout + refused.stderr
+        self.assertIn("is not writable by uid %d gid %d" % (other + 1, other + 1), words)
+        self.assertIn("--user UID:0", words)
 
 
 if __name__ == "__main__":

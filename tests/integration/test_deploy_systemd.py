@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The systemd unit: verify, security exposure, sysusers entry, agreement with the agent's
 defaults. The checks are in tests/deploy/test_systemd_unit.sh (also run by hand); this
 wrapper puts them in ctest. Needs the Debian package systemd (systemd-analyze,

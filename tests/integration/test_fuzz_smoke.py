@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Runs every libFuzzer target briefly (tests/fuzz/run.sh 5): each builds with clang,
 replays its whole seed corpus (the regression inputs of past findings included), fuzzes
 for five seconds and finds nothing. Needs clang and libclang-rt-14-dev (tests/deps.sh);

@@ -1,8 +1,12 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent provisioning a real OpenLDAP directory (slapd on loopback, over ldaps with a
 test CA), fed by the simulated server: each change type and group memberships as the
 directory itself shows them, a DN full of special characters, re-delivery without
 re-application, a directory stopped mid-run (orders wait, the connector is DISCONNECTED,
-then everything completes), and a wrong bind password (clear error, no secret)."""
+then everything completes), a wrong bind password (clear error, no secret), and an
+account's life as the service account: created disabled with its password (ppolicy's lock,
+so its own bind is refused), enabled, disabled again, the password never in a result or
+the log."""
 import os
 import subprocess
 import sys
@@ -107,6 +111,57 @@ class LdapEndToEnd(unittest.TestCase):
             self.assertEqual(rc, 32)  # noSuchObject
             res = {r["Id"]: r for r in server.results()}
             self.assertEqual(res["ldap-006"]["ProvisioningState"], "Executed")  # already gone
+            self.assertEqual(server.state()["violations"], [])
+
+    def can_bind(self, dn, password):
+        pwf = os.path.join(self.dir, "user.pw")
+        with open(pwf, "w") as f:
+            f.write(password)
+        p = subprocess.run(["ldapsearch", "-x", "-H", self.env["LDAPS_URI"], "-D", dn, "-y", pwf,
+                            "-b", "", "-s", "base", "dn"], capture_output=True, text=True,
+                           timeout=30, env=dict(os.environ, LDAPTLS_CACERT=self.env["CA_FILE"]))
+        os.unlink(pwf)
+        self.assertIn(p.returncode, (0, 49), p.stderr)
+        return p.returncode == 0
+
+    def test_account_lifecycle(self):
+        password = "E2e-Lock-Pass-4711"
+        dn = "uid=lifer," + PEOPLE
+        first = [order(20, "Added", {"uid": "lifer", "cn": "L", "sn": "L", "password": password,
+                                     "enabled": "false"}, "lifer")]
+        later = [order(21, "Modified", {"enabled": "true"}, "lifer"),
+                 order(22, "Modified", {"enabled": "false"}, "lifer")]
+        with SimServer(self.dir, connectors=("directory",), orders={"directory": first}) as server:
+            agent = Agent(self.dir, server, connectors={"directory": {
+                "backend": "ldap", "uri": self.env["LDAPS_URI"], "ca_file": self.env["CA_FILE"],
+                "bind_dn": self.env["AGENT_DN"], "bind_password_file": self.env["AGENT_PW_FILE"],
+                "poll_interval": "300ms", "order_timeout": "5s"}},
+                resource_types={"LDAP_User": {"connector": "directory", "base_dn": PEOPLE,
+                                              "rdn_attribute": "uid",
+                                              "object_class": "inetOrgPerson",
+                                              "password_change": "password",
+                                              "enabled_change": "enabled"}})
+            rc, out = agent.run("--once")
+            self.assertEqual(rc, 0, out)
+            rc, ldif = self.search(dn, attrs=("pwdAccountLockedTime",))
+            self.assertIn("pwdAccountLockedTime: 000001010000Z", ldif)
+            self.assertFalse(self.can_bind(dn, password))
+            server.add_orders("directory", later[:1])
+            rc, out = agent.run("--once")
+            self.assertEqual(rc, 0, out)
+            self.assertTrue(self.can_bind(dn, password))
+            server.add_orders("directory", later[1:])
+            rc, out = agent.run("--once")
+            self.assertEqual(rc, 0, out)
+            self.assertFalse(self.can_bind(dn, password))
+            res = {r["Id"]: r for r in server.results()}
+            self.assertEqual(sorted(res), ["ldap-020", "ldap-021", "ldap-022"])
+            self.assertTrue(all(r["ProvisioningState"] == "Executed" for r in res.values()), res)
+            self.assertIn("password set, disabled", res["ldap-020"]["Message"])
+            self.assertIn("enabled", res["ldap-021"]["Message"])
+            for r in res.values():
+                self.assertNotIn(password, str(r))
+            self.assertNotIn(password, agent.log())
             self.assertEqual(server.state()["violations"], [])
 
     def test_directory_down_then_back(self):

@@ -1,21 +1,19 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent provisioning a real PostgreSQL 15 (on loopback, started by tests/pg/pg.sh)
 through the sql back-end, fed by the simulated server: rows and membership links as the
 database shows them, idempotent re-delivery, and PostgreSQL stopped mid-run (orders
 wait, the connector is DISCONNECTED, then everything completes exactly once)."""
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SimServer, free_port  # noqa: E402
+from harness import SimServer  # noqa: E402
 from agent_harness import Agent, wait_for  # noqa: E402
+from pg_harness import PgCluster  # noqa: E402
 
-SRC = os.environ.get("CA_TEST_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-PG = os.path.join(SRC, "tests", "pg", "pg.sh")
-PSQL = "/usr/lib/postgresql/15/bin/psql"
 PASSWORD = "pg-Pass-4d1e"
 
 
@@ -23,35 +21,23 @@ class PgEndToEnd(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="ca-pg-e2e-")
         self.dir = self.tmp.name
-        self.port = free_port()
-        self.datadir = subprocess.run(["bash", PG, "start", str(self.port)], input=PASSWORD,
-                                      check=True, capture_output=True, text=True,
-                                      timeout=90).stdout.strip()
+        self.pg = PgCluster(self.dir, PASSWORD)
+        self.pwfile = self.pg.pwfile
         self.sql("CREATE TABLE accounts (uid text PRIMARY KEY, given_name text, surname text,"
                  " cn text, mail text, title text);"
                  "CREATE TABLE memberships (uid text NOT NULL, group_dn text NOT NULL,"
                  " PRIMARY KEY (uid, group_dn));")
-        self.pwfile = os.path.join(self.dir, "pg.pw")
-        with open(self.pwfile, "w") as f:
-            f.write(PASSWORD + "\n")
-        os.chmod(self.pwfile, 0o600)
 
     def tearDown(self):
-        subprocess.run(["bash", PG, "stop", self.datadir], timeout=90)
+        self.pg.stop()
         self.tmp.cleanup()
 
     def sql(self, text):
-        p = subprocess.run([PSQL, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-                            "-p", str(self.port), "-U", "ca_test", "-d", "postgres", "-c", text],
-                           capture_output=True, text=True, timeout=30,
-                           env=dict(os.environ, PGPASSWORD=PASSWORD, PGSSLMODE="disable"))
-        self.assertEqual(p.returncode, 0, p.stderr)
-        return p.stdout.strip()
+        return self.pg.sql(text)
 
     def agent(self, server):
         conn = {"backend": "sql", "driver": "postgresql",
-                "connection": "host=127.0.0.1 port=%d dbname=postgres user=ca_test sslmode=disable"
-                              % self.port,
+                "connection": self.pg.conninfo,
                 "password_file": self.pwfile, "poll_interval": "300ms", "order_timeout": "5s"}
         rt = {"connector": "db", "table": "accounts", "key_column": "uid", "key_change": "uid",
               "columns": "givenName:given_name,sn:surname,cn:cn,mail:mail,title:title",
@@ -90,14 +76,14 @@ class PgEndToEnd(unittest.TestCase):
             agent.start()
             try:
                 wait_for(lambda: server.heartbeats(), what="first heartbeat")
-                subprocess.run(["bash", PG, "pause", self.datadir], check=True, timeout=60)
+                self.pg.pause()
                 server.generate("db", 10)
                 wait_for(lambda: any(c["Status"] == "DISCONNECTED"
                                      for h in server.heartbeats() for c in h["Connectors"]),
                          timeout=30, what="connector DISCONNECTED")
                 time.sleep(1)
                 self.assertEqual(server.results(), [])
-                subprocess.run(["bash", PG, "resume", self.datadir], check=True, timeout=60)
+                self.pg.resume()
                 wait_for(lambda: len(server.state()["orders"]) == 10 and
                          all(o["results"] == 1 for o in server.state()["orders"]),
                          timeout=90, what="every order after recovery")

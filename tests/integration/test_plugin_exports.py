@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Each project plug-in exports exactly one dynamic symbol, the entry point, and carries
 none of the agent's own code: plug-ins reach the agent only through the host table."""
 import os

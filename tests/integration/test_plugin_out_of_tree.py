@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""A back-end written outside the project builds against the public header alone and
-loads through the agent's loader.
+# SPDX-License-Identifier: Apache-2.0
+"""A back-end written outside the project builds against the installed header alone, as
+packaging/doc/plugins.md says, and loads through the agent's loader.
 
-Copies tests/plugins-out-of-tree/hello.c and nothing else into a temporary directory,
-compiles it there with `cc -shared -fPIC -I<source>/common/include` (the include
-directory holds only the installed header), then runs the ca-plugin-check tool, which
+Installs the "dev" component (the header and connector-agent.pc) into a temporary
+prefix, checks that plugins.md shows tests/plugins-out-of-tree/hello.c verbatim, copies
+hello.c and nothing else into a temporary directory and compiles it there with
+`$(pkg-config --cflags connector-agent)`, then runs the ca-plugin-check tool, which
 loads it through backend_load and prints its name and interface version. Also checks
 that the plug-in exports exactly one dynamic symbol, and that a plug-in built for
 another major interface version is refused by the same tool."""
@@ -36,15 +38,38 @@ def main():
     if not os.access(CHECK, os.X_OK):
         fail("no ca-plugin-check at %s" % CHECK)
 
+    hello_c = os.path.join(SRC, "tests", "plugins-out-of-tree", "hello.c")
+    with open(hello_c) as f:
+        example = f.read()
+    with open(os.path.join(SRC, "packaging", "doc", "plugins.md")) as f:
+        page = f.read()
+    if "```c\n" + example + "```\n" not in page:
+        fail("packaging/doc/plugins.md must show tests/plugins-out-of-tree/hello.c verbatim")
+
     with tempfile.TemporaryDirectory(prefix="ca-oot-") as tmp:
-        shutil.copy(os.path.join(SRC, "tests", "plugins-out-of-tree", "hello.c"), tmp)
+        prefix = os.path.join(tmp, "prefix")
+        r = run(["cmake", "--install", BUILD, "--component", "dev", "--prefix", prefix])
+        if r.returncode != 0:
+            fail("installing the dev component failed:\n" + r.stdout + r.stderr)
+        pcdirs = [d for d, _, files in os.walk(prefix) if "connector-agent.pc" in files]
+        if len(pcdirs) != 1:
+            fail("the dev component installs no (or several) connector-agent.pc: %r" % pcdirs)
+        env = dict(os.environ, PKG_CONFIG_PATH=pcdirs[0])
+        r = run(["pkg-config", "--define-prefix", "--cflags", "connector-agent"], env=env)
+        if r.returncode != 0:
+            fail("pkg-config --cflags connector-agent failed: " + r.stderr)
+        cflags = r.stdout.split()
+        if cflags != ["-I" + os.path.join(prefix, "include")]:
+            fail("pkg-config --cflags connector-agent says %r" % cflags)
+
+        shutil.copy(hello_c, tmp)
         so = os.path.join(tmp, "hello.so")
         cc = os.environ.get("CC", "cc")
         r = run([cc, "-std=c17", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
-                 "-shared", "-fPIC", "-fvisibility=hidden", "-I" + include,
-                 os.path.join(tmp, "hello.c"), "-o", so])
+                 "-shared", "-fPIC", "-fvisibility=hidden"] + cflags +
+                [os.path.join(tmp, "hello.c"), "-o", so])
         if r.returncode != 0:
-            fail("building hello.c against the public header alone failed:\n" + r.stderr)
+            fail("building hello.c with pkg-config --cflags connector-agent failed:\n" + r.stderr)
 
         r = run(["nm", "-D", "--defined-only", so])
         syms = [line.split()[-1] for line in r.stdout.splitlines() if line.strip()]
@@ -55,7 +80,7 @@ def main():
         r = run([CHECK, so], env=env)
         if r.returncode != 0:
             fail("ca-plugin-check refused hello.so (%d): %s%s" % (r.returncode, r.stdout, r.stderr))
-        want = "name=hello abi=1.0 description=out-of-tree example"
+        want = "name=hello abi=1.1 description=out-of-tree example"
         if r.stdout.strip() != want:
             fail("ca-plugin-check said %r, expected %r" % (r.stdout.strip(), want))
 

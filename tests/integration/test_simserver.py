@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of ca-simserver itself, through urllib: the protocol endpoints and their strict
 checks, paging, leases, duplicates, every fault kind, heartbeats, TLS and mTLS, and a
 clean exit (which under AddressSanitizer also means no leak). Run: python3 this_file."""
@@ -76,7 +77,7 @@ class SimTestCase(unittest.TestCase):
 
 class TokenTests(SimTestCase):
     def form(self, sim, fields, ctype="application/x-www-form-urlencoded"):
-        return sim.http("POST", "/connect/token", body=urllib.parse.urlencode(fields),
+        return sim.http("POST", "/connect/token", body=urllib.parse.urlencode(fields, safe="@"),
                         headers={"Content-Type": ctype})
 
     def good_fields(self, sim):
@@ -93,12 +94,18 @@ class TokenTests(SimTestCase):
         self.assertEqual(len(tok["access_token"]), 64)
         self.assertEqual(sim.state()["token_requests"], 1)
         self.assertEqual(sim.state()["violations"], [])
-        # The "@" of the client id may come percent-encoded or raw.
+        # The "@" of the client id goes as is (protocol.md §2); escaped, it is refused.
         raw = "grant_type=client_credentials&client_id=agent@test&client_secret=test-secret" \
               "&scope=usercube_api"
         status, _, _ = sim.http("POST", "/connect/token", body=raw, headers={
             "Content-Type": "application/x-www-form-urlencoded"})
         self.assertEqual(status, 200)
+        self.assertEqual(sim.state()["violations"], [])
+        status, _, body = sim.http("POST", "/connect/token", body=raw.replace("@", "%40"),
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 400)
+        self.assertEqual(json.loads(body)["error"], "invalid_request")
+        self.assertViolation(sim, "escaped as %40")
 
     def test_bad_credentials_refused_without_violation(self):
         sim = self.start()
@@ -213,6 +220,24 @@ class DeliveryTests(SimTestCase):
                                extra_query="ContinuationToken=forged")
         self.assertEqual(status, 400)
         self.assertViolation(sim, "ContinuationToken 'forged'")
+
+    def test_long_continuation_tokens(self):
+        sim = self.start(generate=5, page_size=2, extra_args=("--continuation-bytes", "70000"))
+        tok = sim.token()
+        page = self.fetch(sim, token=tok)
+        token = page["ContinuationToken"]
+        self.assertEqual(len(token), 70000)
+        self.assertTrue(set("+/=") <= set(token), "no character that needs escaping")
+        # Cut short: refused as such, a violation.
+        cut = "ContinuationToken=" + urllib.parse.quote(token[:2000], safe="")
+        status, _, _ = sim.api("GET", data_path(), token=tok, extra_query=cut)
+        self.assertEqual(status, 400)
+        self.assertViolation(sim, "is cut short (2000 bytes)")
+        # Whole: the next page, even at 70,000 bytes (210,000 escaped).
+        whole = "ContinuationToken=" + urllib.parse.quote(token, safe="")
+        status, _, body = sim.api("GET", data_path(), token=tok, extra_query=whole)
+        self.assertEqual(status, 200, body[:200])
+        self.assertEqual(len(json.loads(body)["ProvisioningOrdersList"]), 2)
 
     def test_page_size_parameter(self):
         sim = self.start(generate=5, page_size=3)

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A throwaway OpenLDAP server for the ldap back-end's tests (Debian: slapd, ldap-utils,
 # openssl). Everything lives in DIR; nothing outside it is written.
 #
@@ -14,10 +15,16 @@
 # removes DIR once that process is gone (a test that crashed before its teardown).
 # Base dc=example,dc=com with ou=people, ou=groups and the groupOfNames
 # cn=agents,ou=groups (its first member is the admin, as groupOfNames needs one).
-# Admin: cn=admin,dc=example,dc=com, password in DIR/admin.pw.
+# Admin: cn=admin,dc=example,dc=com, password in DIR/admin.pw. The admin is the rootdn,
+# which no size limit applies to; the service account cn=agent,dc=example,dc=com
+# (password in DIR/agent.pw) may write everything but gets at most AGENT_SIZELIMIT entries
+# from one search, and only the paged-results control reads more. The ppolicy overlay runs
+# with the default policy cn=pwpolicy,dc=example,dc=com: an entry with
+# pwdAccountLockedTime 000001010000Z cannot bind.
 set -euo pipefail
 
-WAIT_TRIES=100 # x 0.1 s: slapd must answer within 10 s
+WAIT_TRIES=100      # x 0.1 s: slapd must answer within 10 s
+AGENT_SIZELIMIT=600 # entries cn=agent gets from a search without paging
 STOP_TRIES=50  # x 0.1 s before SIGKILL
 
 need() {
@@ -72,10 +79,12 @@ start() {
   local d=$1 port=$2 port2=$3
   need slapadd; need ldapadd; need ldapsearch; need slappasswd; need openssl; slapd_bin >/dev/null
   mkdir -p "$d/slapd.d" "$d/db"
-  local pw
+  local pw agent_pw
   pw=$(openssl rand -hex 12)
   printf %s "$pw" >"$d/admin.pw"
-  chmod 600 "$d/admin.pw"
+  agent_pw=$(openssl rand -hex 12)
+  printf %s "$agent_pw" >"$d/agent.pw"
+  chmod 600 "$d/admin.pw" "$d/agent.pw"
   cat >"$d/env" <<EOT
 LDAP_PORT=$port
 LDAPS_PORT=$port2
@@ -104,6 +113,7 @@ objectClass: olcModuleList
 cn: module{0}
 olcModulePath: /usr/lib/ldap
 olcModuleLoad: back_mdb
+olcModuleLoad: ppolicy
 
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -135,8 +145,15 @@ olcSuffix: dc=example,dc=com
 olcRootDN: cn=admin,dc=example,dc=com
 olcRootPW: $(slappasswd -s "$pw")
 olcDbIndex: objectClass eq
-olcAccess: {0}to attrs=userPassword by self write by anonymous auth by * none
-olcAccess: {1}to * by * read
+olcLimits: {0}dn.exact="cn=agent,dc=example,dc=com" size.soft=$AGENT_SIZELIMIT size.hard=$AGENT_SIZELIMIT size.prtotal=unlimited
+olcAccess: {0}to attrs=userPassword by self write by dn.exact="cn=agent,dc=example,dc=com" write by anonymous auth by * none
+olcAccess: {1}to * by dn.exact="cn=agent,dc=example,dc=com" write by * read
+
+dn: olcOverlay={0}ppolicy,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcPPolicyConfig
+olcOverlay: {0}ppolicy
+olcPPolicyDefault: cn=pwpolicy,dc=example,dc=com
 EOT
   slapadd -n0 -F "$d/slapd.d" -l "$d/config.ldif" >/dev/null
   serve "$d"
@@ -162,6 +179,20 @@ dn: cn=agents,ou=groups,dc=example,dc=com
 objectClass: groupOfNames
 cn: agents
 member: cn=admin,dc=example,dc=com
+
+dn: cn=agent,dc=example,dc=com
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: agent
+userPassword: $(slappasswd -s "$agent_pw")
+
+dn: cn=pwpolicy,dc=example,dc=com
+objectClass: organizationalRole
+objectClass: pwdPolicy
+cn: pwpolicy
+pwdAttribute: userPassword
+pwdLockout: TRUE
+pwdMaxFailure: 0
 EOT
   # A test that dies without its teardown still takes its server with it.
   if [ -n "${CA_SLAPD_OWNER_PID:-}" ]; then
@@ -174,6 +205,9 @@ EOT
   echo "WRONG_CA_FILE=$d/wrong-ca.crt"
   echo "ADMIN_DN=cn=admin,dc=example,dc=com"
   echo "ADMIN_PW_FILE=$d/admin.pw"
+  echo "AGENT_DN=cn=agent,dc=example,dc=com"
+  echo "AGENT_PW_FILE=$d/agent.pw"
+  echo "AGENT_SIZELIMIT=$AGENT_SIZELIMIT"
   echo "PID=$(cat "$d/slapd.pid")"
 }
 

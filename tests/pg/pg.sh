@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A throwaway PostgreSQL 15 cluster on 127.0.0.1, for tests (never a mock).
 #
 #   pg.sh start PORT     new cluster in a fresh temp dir, listening on 127.0.0.1:PORT;

@@ -1,5 +1,6 @@
-/* hello: a back-end written outside the project, built against the public header alone:
- *   cc -shared -fPIC -fvisibility=hidden -I<source>/common/include hello.c -o hello.so
+/* SPDX-License-Identifier: Apache-2.0 */
+/* hello: a back-end written outside the project, built against the installed header alone:
+ *   cc -shared -fPIC -fvisibility=hidden $(pkg-config --cflags connector-agent) hello.c -o hello.so
  * It answers every order Executed with the order's key as its ResourceIdentifier. */
 #include <connector-agent/backend.h>
 
@@ -57,6 +58,7 @@ static int hello_check(void *session, struct ca_backend_error *err)
 static const struct ca_backend_ops ops = {
     .abi_version = CA_BACKEND_ABI_VERSION,
     .size = sizeof(struct ca_backend_ops),
+    .signature = CA_BACKEND_SIGNATURE,
     .name = "hello",
     .description = "out-of-tree example",
     .instance_new = hello_instance_new,

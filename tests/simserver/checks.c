@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* checks: the strict request checks shared by the API routes: the query and headers
  * every API call must carry (protocol.md section 1), form and query decoding, and ISO
  * 8601 UTC times. A failed check answers the request itself (http_refuse) and records

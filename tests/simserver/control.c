@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* control: the test-only interface under /_control/ (same listener, no auth, JSON).
  * Reads state, results, heartbeats and the request ring; adds or generates orders,
  * forces redelivery, queues faults, resets counters. A bad control request is the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* deferred: answers that outlive their request callback: a slow answer (the slow
  * fault), a dropped connection, an oversized body streamed in chunks, a body cut short
  * in transport. Each is tied to its connection; when the connection goes first

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* faults: the queue of misbehaviours tests ask for through /_control/fault. A fault
  * names an endpoint (or "any"), a kind and a count; the next matching requests consume
  * it in queue order, before any validation, as a failing proxy would. "expire_token"
@@ -215,6 +216,8 @@ int faults_apply(struct sim *s, struct evhttp_request *req, enum sim_endpoint ep
                 if (ra)
                         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
                                           ra);
+                if (st == 400)
+                        store_results_refused(s, req);
                 json_t *body = json_object_get(p, "body");
                 if (json_is_string(body))
                         http_reply_raw(s, req, st, "application/json", json_string_value(body),

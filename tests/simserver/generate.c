@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* generate: realistic provisioning orders for load and demo runs. Users are numbered
  * per connector (uid user00001...), mostly Added, with a Modified (new mail, group
  * moved) and a Deleted of earlier users now and then. Deterministic: the same count

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http: the evhttp side of the simulated server. Owns the listener, counts and caps
  * connections, routes every request to its endpoint (after the fault queue had its say),
  * answers in JSON, logs one line per request and records it in the request ring. */
@@ -139,6 +140,8 @@ void http_refuse(struct sim *s, struct evhttp_request *req, int status, const ch
                 const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
                 store_violation(s, "%s %s: %s", http_method_name(req), path ? path : "", msg);
         }
+        if (status == 400)
+                store_results_refused(s, req);
         http_reply_json(s, req, status,
                         json_pack("{s:s, s:s}", "error", error, "error_description", msg));
 }
@@ -300,7 +303,8 @@ int http_setup(struct sim *s, struct ca_error *err)
         if (!s->http)
                 return ca_error_set(err, -ENOMEM, "cannot create the HTTP server");
         evhttp_set_max_body_size(s->http, s->cfg.max_body);
-        evhttp_set_max_headers_size(s->http, 64 * 1024);
+        /* The request line counts: room for a continuation token escaped whole. */
+        evhttp_set_max_headers_size(s->http, 64 * 1024 + 3 * (size_t)s->cfg.continuation_bytes);
         evhttp_set_timeout(s->http, SIM_IDLE_TIMEOUT_S);
         evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main: ca-simserver's command line, start-up and orderly shutdown. Parses options,
  * loads or generates orders, listens, writes the port file once listening (tests wait
  * for it), runs the loop until SIGTERM or SIGINT, then frees everything so that a run
@@ -41,6 +42,8 @@ enum {
         OPT_TLS_KEY,
         OPT_CLIENT_CA,
         OPT_MAX_BODY,
+        OPT_CONTINUATION_BYTES,
+        OPT_ASSIGNMENT_ORDER,
         OPT_QUIET,
         OPT_HELP,
 };
@@ -67,6 +70,8 @@ static const struct option options[] = {
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"client-ca", required_argument, NULL, OPT_CLIENT_CA},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"continuation-bytes", required_argument, NULL, OPT_CONTINUATION_BYTES},
+    {"assignment-order", no_argument, NULL, OPT_ASSIGNMENT_ORDER},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -79,7 +84,8 @@ static void usage(FILE *f)
               "  [--token-ttl S] [--connectors a,b] [--orders FILE]\n"
               "  [--generate N --generate-connector C [--resource-type T] [--no-ids]]\n"
               "  [--page-size N] [--lease S] [--latest-version V] [--heartbeat-interval S]\n"
-              "  [--tls-cert F --tls-key F [--client-ca F]] [--max-body BYTES] [--quiet]\n",
+              "  [--tls-cert F --tls-key F [--client-ca F]] [--max-body BYTES]\n"
+              "  [--continuation-bytes N] [--assignment-order] [--quiet]\n",
               f);
 }
 
@@ -265,10 +271,18 @@ int main(int argc, char **argv)
                 case OPT_CLIENT_CA:
                         s->cfg.client_ca = optarg;
                         break;
+                case OPT_CONTINUATION_BYTES:
+                        if (parse_num("continuation-bytes", optarg, 0, SIM_MAX_CONTINUATION_BYTES,
+                                      &s->cfg.continuation_bytes) < 0)
+                                goto out;
+                        break;
                 case OPT_MAX_BODY:
                         if (parse_num("max-body", optarg, 1024, 1L << 30, &n) < 0)
                                 goto out;
                         s->cfg.max_body = n;
+                        break;
+                case OPT_ASSIGNMENT_ORDER:
+                        s->cfg.assignment_order = 1;
                         break;
                 case OPT_QUIET:
                         s->cfg.quiet = 1;

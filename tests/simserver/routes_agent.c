@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* routes_agent: PUT /api/Connectors/Agent/{agentIdentifier}, the heartbeat of
  * protocol.md §5. Every field the page lists is type-checked, unknown ones are refused,
  * and an accepted heartbeat is kept (bounded) for tests to read. Answers the configured
@@ -45,7 +46,8 @@ static int count_valid(json_t *c, const char *name, int required)
 static int check_connector(json_t *c, char *why, size_t wlen)
 {
         static const char *const allowed[] = {
-            "Id", "Status", "LastError", "PendingResults", "OrdersExecuted", "OrdersErrored", NULL};
+            "Id",     "Status", "LastError", "PendingResults", "OrdersExecuted", "OrdersErrored",
+            "Poller", NULL};
         char bad[128];
         if (!json_is_object(c)) {
                 snprintf(why, wlen, "is not an object");
@@ -62,6 +64,12 @@ static int check_connector(json_t *c, char *why, size_t wlen)
         }
         if (!status_valid(json_object_get(c, "Status"))) {
                 snprintf(why, wlen, "Status must be CONNECTED or DISCONNECTED");
+                return -1;
+        }
+        /* (decided here) which instance polls the connector, when several share it */
+        json_t *poller = json_object_get(c, "Poller");
+        if (poller && (!json_is_string(poller) || !*json_string_value(poller))) {
+                snprintf(why, wlen, "Poller must be a non-empty string");
                 return -1;
         }
         json_t *le = json_object_get(c, "LastError");

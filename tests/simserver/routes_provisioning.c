@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* routes_provisioning: the two order endpoints of protocol.md §3 and §4.
  * GET ProvisioningData/{connector} hands out pages of deliverable orders (never
  * delivered, lease run out, or marked for redelivery) and leases them; PUT
@@ -56,9 +57,17 @@ void routes_provisioning_data(struct sim *s, struct evhttp_request *req, const c
                         page = n;
         }
         ct = checks_form_get(query, "ContinuationToken", NULL);
-        if (ct && !store_cont_token_known(c, ct)) {
+        int known = ct ? store_cont_token_known(c, ct) : 1;
+        if (known < 0) {
                 http_refuse(s, req, 400, "invalid_request", 1,
-                            "ContinuationToken '%s' was never issued for '%s'", ct, connector);
+                            "ContinuationToken '%.64s...' is cut short (%zu bytes): a token goes "
+                            "back whole",
+                            ct, strlen(ct));
+                goto out;
+        }
+        if (!known) {
+                http_refuse(s, req, 400, "invalid_request", 1,
+                            "ContinuationToken '%.64s' was never issued for '%s'", ct, connector);
                 goto out;
         }
 
@@ -73,10 +82,17 @@ void routes_provisioning_data(struct sim *s, struct evhttp_request *req, const c
                         break;
                 c->low_water++;
         }
+        /* --assignment-order: assignments with an earlier order out on a lease */
+        json_t *held = s->cfg.assignment_order ? json_object() : NULL;
         for (size_t i = c->low_water; i < c->norders; i++) {
                 struct sim_order *o = s->orders[c->orders[i]];
-                if (!store_order_deliverable(s, o, now))
+                if (held && o->assignment_id[0] && json_object_get(held, o->assignment_id))
                         continue;
+                if (!store_order_deliverable(s, o, now)) {
+                        if (held && o->assignment_id[0] && !o->synthetic && !o->answered)
+                                json_object_set_new(held, o->assignment_id, json_true());
+                        continue;
+                }
                 if ((long)json_array_size(list) >= page) {
                         more = 1;
                         break;
@@ -84,10 +100,11 @@ void routes_provisioning_data(struct sim *s, struct evhttp_request *req, const c
                 json_array_append(list, o->body);
                 store_order_mark_delivered(s, o, now);
         }
+        json_decref(held);
         if (!s->first_page_us && json_array_size(list) > 0)
                 s->first_page_us = store_now_us();
         if (more)
-                next = store_cont_token_new(c);
+                next = store_cont_token_new(s, c);
         http_reply_json(
             s, req, 200,
             json_pack("{s:o, s:s?}", "ProvisioningOrdersList", list, "ContinuationToken", next));
@@ -234,6 +251,9 @@ void routes_provisioning_results(struct sim *s, struct evhttp_request *req)
         if (checks_api_request(s, req, 1) < 0)
                 return;
         body = http_body_dup(req, &len);
+        if (store_results_repeated(s, body))
+                store_violation(s, "PUT ProvisioningResults: the body refused with a 400 was sent "
+                                   "again unchanged");
         if (!body) {
                 http_refuse(s, req, 400, "invalid_request", 1, "empty body");
                 goto out;

@@ -1,5 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* routes_token: POST /connect/token, OAuth 2.0 client credentials (protocol.md §2).
- * Form-encoded only; a malformed request is a violation (400), wrong credentials are a
+ * Form-encoded only, the client id's '@' as is (an escaped "%40" is refused); a malformed
+ * request is a violation (400), wrong credentials are a
  * configuration problem (401 invalid_client, not a violation). The secret is compared
  * but never logged. */
 #include "simserver.h"
@@ -16,6 +18,24 @@ static int secret_equal(const char *a, const char *b)
         if (la != lb)
                 return 0;
         return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+/* 1 when the raw (undecoded) client_id field of form carries the '@' escaped: protocol.md
+ * §2 says it goes as is, and servers in the field compare it undecoded. */
+static int client_id_at_escaped(const char *form)
+{
+        static const char name[] = "client_id=";
+        for (const char *p = form; p && *p;) {
+                const char *amp = strchr(p, '&');
+                size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+                if (plen >= sizeof(name) - 1 && strncmp(p, name, sizeof(name) - 1) == 0) {
+                        for (size_t i = sizeof(name) - 1; i + 2 < plen; i++)
+                                if (p[i] == '%' && p[i + 1] == '4' && p[i + 2] == '0')
+                                        return 1;
+                }
+                p = amp ? amp + 1 : NULL;
+        }
+        return 0;
 }
 
 void routes_token(struct sim *s, struct evhttp_request *req)
@@ -63,6 +83,11 @@ void routes_token(struct sim *s, struct evhttp_request *req)
         }
         if (!vals[3]) {
                 http_refuse(s, req, 400, "invalid_request", 1, "missing scope");
+                goto out;
+        }
+        if (client_id_at_escaped(body)) {
+                http_refuse(s, req, 400, "invalid_request", 1,
+                            "client_id carries '@' escaped as %%40: it goes as is");
                 goto out;
         }
         if (strcmp(vals[1], s->cfg.client_id) != 0 ||

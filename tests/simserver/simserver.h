@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* simserver: the simulated identity server's shared state and the functions its files
  * offer one another.
  *
@@ -20,23 +21,24 @@
 
 #include "error.h"
 
-#define SIM_MAX_CONNECTIONS     256
-#define SIM_MAX_BODY_DEFAULT    (16L * 1024 * 1024)
-#define SIM_MAX_ORDERS          2000000
-#define SIM_MAX_STORED_RESULTS  1000000
-#define SIM_MAX_HEARTBEATS      100000
-#define SIM_MAX_VIOLATIONS      10000
-#define SIM_MAX_REQUESTS_RING   10000
-#define SIM_MAX_TOKENS          10000
-#define SIM_MAX_FAULTS          1000
-#define SIM_MAX_CONNECTORS      256
-#define SIM_MAX_AGENTS          1000
-#define SIM_MAX_RESULTS_PER_PUT 100000
-#define SIM_MAX_PAGE_SIZE       100000
-#define SIM_MAX_DELAY_MS        600000
-#define SIM_MAX_OVERSIZED       (4LL * 1024 * 1024 * 1024)
-#define SIM_CONT_TOKENS_KEPT    64
-#define SIM_IDLE_TIMEOUT_S      60
+#define SIM_MAX_CONNECTIONS        256
+#define SIM_MAX_BODY_DEFAULT       (16L * 1024 * 1024)
+#define SIM_MAX_ORDERS             2000000
+#define SIM_MAX_STORED_RESULTS     1000000
+#define SIM_MAX_HEARTBEATS         100000
+#define SIM_MAX_VIOLATIONS         10000
+#define SIM_MAX_REQUESTS_RING      10000
+#define SIM_MAX_TOKENS             10000
+#define SIM_MAX_FAULTS             1000
+#define SIM_MAX_CONNECTORS         256
+#define SIM_MAX_AGENTS             1000
+#define SIM_MAX_RESULTS_PER_PUT    100000
+#define SIM_MAX_PAGE_SIZE          100000
+#define SIM_MAX_DELAY_MS           600000
+#define SIM_MAX_OVERSIZED          (4LL * 1024 * 1024 * 1024)
+#define SIM_CONT_TOKENS_KEPT       64
+#define SIM_MAX_CONTINUATION_BYTES (1024 * 1024)
+#define SIM_IDLE_TIMEOUT_S         60
 
 enum sim_endpoint {
         SIM_EP_TOKEN,
@@ -124,6 +126,11 @@ struct sim_config {
         long heartbeat_interval_s; /* silent for 3 of these: DISCONNECTED */
         const char *tls_cert, *tls_key, *client_ca;
         long max_body;
+        long continuation_bytes; /* 0: short tokens; else each is exactly this long */
+        /* Deliver no order of an assignment while an earlier one of it is out on a lease
+         * unanswered: a page lost in flight then holds back the rest of its assignments,
+         * as a server that serialises delivery per assignment does. */
+        int assignment_order;
         int quiet;
 };
 
@@ -152,6 +159,9 @@ struct sim {
         /* identifier -> {status, version, hostname, heartbeats, last_seen_ms, last_seen_at} */
         json_t *agents;
         json_t *violations; /* array of strings (bounded) */
+        /* The last ProvisioningResults body answered 400: sending it again is a violation
+         * (a refused body does not become right by repetition). */
+        char *results_refused_body;
         unsigned long received, duplicates, conflicting, results_dropped, violations_total;
         unsigned long token_requests, requests;
         /* Benchmark timings (CLOCK_MONOTONIC us, 0 = not yet): the first ProvisioningData
@@ -234,13 +244,18 @@ void store_record_request(struct sim *s, const char *method, const char *path, c
 void store_token_issue(struct sim *s, char out[65]);
 int store_token_valid(struct sim *s, const char *token);
 void store_tokens_revoke(struct sim *s);
-char *store_cont_token_new(struct sim_connector *c);
+char *store_cont_token_new(struct sim *s, struct sim_connector *c);
+/* 1: issued; -1: a strict prefix of an issued token (cut short); 0: never issued. */
 int store_cont_token_known(struct sim_connector *c, const char *t);
 void store_redeliver(struct sim *s, struct sim_connector *c);
 json_t *store_state_json(struct sim *s);
 json_t *store_requests_json(struct sim *s);
 void store_reset_counters(struct sim *s);
 void store_free(struct sim *s);
+/* Remembers req's body as refused with a 400 (ProvisioningResults only). */
+void store_results_refused(struct sim *s, struct evhttp_request *req);
+/* 1 when body is the last results body refused with a 400. */
+int store_results_repeated(const struct sim *s, const char *body);
 const char *store_order_state_name(struct sim *s, struct sim_order *o, uint64_t now);
 /* CLOCK_MONOTONIC in microseconds, for the benchmark timings. */
 uint64_t store_now_us(void);

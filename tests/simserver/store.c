@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* store: everything the simulated server remembers: connectors and their orders (with
  * delivery, lease and answer state), stored results and heartbeats, issued tokens,
  * continuation tokens, violations and the ring of recent requests. Every collection
@@ -340,15 +341,31 @@ void store_tokens_revoke(struct sim *s)
         s->ntokens = 0;
 }
 
-char *store_cont_token_new(struct sim_connector *c)
+char *store_cont_token_new(struct sim *s, struct sim_connector *c)
 {
+        /* Padding the way opaque server tokens look (base64), with the characters a
+         * client must escape in a query. */
+        static const char pad[] = "AbZ09+/=";
         char *t = NULL;
         unsigned char raw[8];
         if (RAND_bytes(raw, sizeof(raw)) != 1)
                 memset(raw, 0, sizeof(raw));
-        if (asprintf(&t, "ct-%lu-%02x%02x%02x%02x%02x%02x%02x%02x", ++c->page_seq, raw[0], raw[1],
-                     raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]) < 0)
+        int n = asprintf(&t, "ct-%lu-%02x%02x%02x%02x%02x%02x%02x%02x", ++c->page_seq, raw[0],
+                         raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]);
+        if (n < 0)
                 return NULL;
+        size_t want = (size_t)s->cfg.continuation_bytes;
+        if (want > (size_t)n) {
+                char *longer = realloc(t, want + 1);
+                if (!longer) {
+                        free(t);
+                        return NULL;
+                }
+                t = longer;
+                for (size_t i = (size_t)n; i < want; i++)
+                        t[i] = pad[i % (sizeof(pad) - 1)];
+                t[want] = '\0';
+        }
         free(c->cont_tokens[c->cont_next]);
         c->cont_tokens[c->cont_next] = strdup(t);
         c->cont_next = (c->cont_next + 1) % SIM_CONT_TOKENS_KEPT;
@@ -357,10 +374,17 @@ char *store_cont_token_new(struct sim_connector *c)
 
 int store_cont_token_known(struct sim_connector *c, const char *t)
 {
-        for (size_t i = 0; i < SIM_CONT_TOKENS_KEPT; i++)
-                if (c->cont_tokens[i] && strcmp(c->cont_tokens[i], t) == 0)
+        int cut = 0;
+        size_t n = strlen(t);
+        for (size_t i = 0; i < SIM_CONT_TOKENS_KEPT; i++) {
+                if (!c->cont_tokens[i])
+                        continue;
+                if (strcmp(c->cont_tokens[i], t) == 0)
                         return 1;
-        return 0;
+                if (n > 0 && strncmp(c->cont_tokens[i], t, n) == 0)
+                        cut = 1;
+        }
+        return cut ? -1 : 0;
 }
 
 void store_redeliver(struct sim *s, struct sim_connector *c)
@@ -466,8 +490,24 @@ void store_reset_counters(struct sim *s)
         s->ring_next = s->ring_count = 0;
 }
 
+void store_results_refused(struct sim *s, struct evhttp_request *req)
+{
+        const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+        const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+        if (!path || !strstr(path, "/ProvisioningResults"))
+                return;
+        free(s->results_refused_body);
+        s->results_refused_body = http_body_dup(req, NULL);
+}
+
+int store_results_repeated(const struct sim *s, const char *body)
+{
+        return s->results_refused_body && body && strcmp(s->results_refused_body, body) == 0;
+}
+
 void store_free(struct sim *s)
 {
+        free(s->results_refused_body);
         for (size_t i = 0; i < s->norders; i++)
                 order_free(s->orders[i]);
         free(s->orders);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tls: the connection side of the listener. Every accepted connection gets its
  * bufferevent here: plain, or OpenSSL with the server certificate and, with
  * --client-ca, a required and verified client certificate (mTLS). */

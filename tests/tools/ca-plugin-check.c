@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ca-plugin-check: loads one plug-in through the agent's loader and prints what it is.
  *
  * Usage: ca-plugin-check PATH/NAME.so. Prints "name=<name> abi=<major>.<minor>

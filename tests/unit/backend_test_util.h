@@ -1,9 +1,12 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* backend_test_util: what the back-end tests share: settings and orders built from text,
  * plug-ins loaded from the build tree through the real loader, and temporary
  * directories. Header-only (static functions) so that each test stays one file. */
 #ifndef CA_BACKEND_TEST_UTIL_H
 #define CA_BACKEND_TEST_UTIL_H
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,6 +115,40 @@ static inline void write_text(const char *path, const char *text, mode_t mode)
         fputs(text, f);
         assert_int_equal(fclose(f), 0);
         assert_int_equal(chmod(path, mode), 0);
+}
+
+/* Runs argv (no shell) under timeout(1) with a bound of timeout_s seconds; returns its
+ * exit status (128 when killed), its output in out. */
+static inline int test_run_bounded(const char *timeout_s, char *const argv[], char *out,
+                                   size_t outlen)
+{
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                dup2(fds[1], 1);
+                dup2(fds[1], 2);
+                close(fds[0]);
+                close(fds[1]);
+                char *args[32] = {"timeout", (char *)timeout_s};
+                size_t n = 2;
+                for (size_t i = 0; argv[i] && n < 31; i++)
+                        args[n++] = argv[i];
+                args[n] = NULL;
+                execvp("timeout", args);
+                _exit(127);
+        }
+        close(fds[1]);
+        size_t len = 0;
+        ssize_t got;
+        while ((got = read(fds[0], out + len, outlen - 1 - len)) > 0 && len + 1 < outlen)
+                len += (size_t)got;
+        out[len] = '\0';
+        close(fds[0]);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
 #endif

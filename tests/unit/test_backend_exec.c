@@ -1,15 +1,22 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests for the exec back-end, through the real loader and host table, with small shell
  * programs written into a temporary directory at test time: JSON answers, exit
  * statuses, a hang (timeout kill), one that ignores SIGTERM, garbage output, a flood of
  * output (cap), a crash (SIGSEGV), argument quoting, the scrubbed environment, the
- * order on standard input, probe and describe. */
+ * order on standard input, probe and describe; and the records of running programs'
+ * process groups in the state directory, with which a restart ends what a killed agent's
+ * programs left running (each "agent run" there is a process of its own, as in life). */
 #include "backend_test_util.h"
 
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static char *dir;
 static struct backend *be;
 static const struct ca_backend_ops *ops;
+static pid_t stray; /* a process a failed test would leave paused forever */
 
 static const char *ORDER =
     "{\"Id\":\"e1\",\"AssignedResourceTypeId\":\"9\",\"ChangeType\":"
@@ -54,11 +61,26 @@ static int setup(void **state)
                "cat >/dev/null\necho '{\"Applied\": true, \"ResourceIdentifier\": \"p-1\"}'");
         script("notapplied.sh", "echo '{\"Applied\": false}'");
         script("cannottell.sh", "echo '{\"Applied\": null}'");
+        /* spawner.sh NAME: its background child would apply the order late; it writes its
+         * pid to NAME.pid first. hold.sh NAME: writes its own pid, then waits. */
+        snprintf(body, sizeof(body), "cat >/dev/null\n%s/late.sh \"$1\" &\nwait", dir);
+        script("spawner.sh", body);
+        snprintf(body, sizeof(body),
+                 "echo $$ > %s/$1.tmp && mv %s/$1.tmp %s/$1.pid\nsleep 30\n"
+                 "echo applied > %s/$1.applied",
+                 dir, dir, dir, dir);
+        script("late.sh", body);
+        snprintf(body, sizeof(body),
+                 "cat >/dev/null\necho $$ > %s/$1.tmp && mv %s/$1.tmp %s/$1.pid\nsleep 30", dir,
+                 dir, dir);
+        script("hold.sh", body);
         return 0;
 }
 
 static int teardown(void **state)
 {
+        if (stray > 0)
+                kill(stray, SIGKILL);
         backend_unload(be);
         tmpdir_remove(dir);
         return 0;
@@ -355,6 +377,233 @@ static void test_probe(void **state)
         assert_non_null(strstr(r.message, "no probe_command"));
 }
 
+/* --- process groups left by a killed agent --- */
+
+static const uint64_t WAIT_MS = 10000; /* bound on every wait for another process */
+
+static unsigned long long proc_start(pid_t pid, char *state)
+{
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return 0;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        assert_non_null(p);
+        unsigned long long start = 0;
+        char st = 0;
+        /* state(3) ... starttime(22) */
+        assert_int_equal(sscanf(p + 1,
+                                " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+                                "%*d %*d %*d %llu",
+                                &st, &start),
+                         2);
+        if (state)
+                *state = st;
+        return start;
+}
+
+/* A process that runs (a zombie has ended). */
+static int running(pid_t pid)
+{
+        char st = 0;
+        return proc_start(pid, &st) != 0 && st != 'Z' && st != 'X';
+}
+
+static pid_t pid_file_wait(const char *name)
+{
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s.pid", dir, name);
+        for (uint64_t until = now_ms() + WAIT_MS; now_ms() < until;) {
+                FILE *f = fopen(path, "r");
+                int pid = 0;
+                if (f) {
+                        int ok = fscanf(f, "%d", &pid) == 1;
+                        fclose(f);
+                        if (ok && pid > 0)
+                                return pid;
+                }
+                struct timespec tick = {0, 20 * 1000000L};
+                nanosleep(&tick, NULL);
+        }
+        fail_msg("%s never started", name);
+        return -1;
+}
+
+static size_t records(const char *state_dir)
+{
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/exec-children", state_dir);
+        DIR *d = opendir(path);
+        size_t n = 0;
+        if (!d)
+                return 0;
+        for (struct dirent *e; (e = readdir(d));)
+                n += e->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+static char *state_dir_make(const char *name)
+{
+        char *p = malloc(4200);
+        assert_non_null(p);
+        snprintf(p, 4200, "%s/%s", dir, name);
+        assert_int_equal(mkdir(p, 0700), 0);
+        return p;
+}
+
+/* In a child process, an agent's run: the plug-in loaded fresh with state_dir (its
+ * start-up ends what earlier runs left), then, when prog is given, one order run with
+ * it. Exits 0 when all of it went well. */
+static pid_t agent_run(const char *state_dir, const char *prog)
+{
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid > 0)
+                return pid;
+        backend_unload(be); /* this process's own load, as the agent's would be */
+        backend_host_set_state_dir(state_dir);
+        struct backend *b = NULL;
+        struct ca_error e = {0};
+        if (backend_load(test_backend_dir(), "exec", &b, &e) < 0)
+                _exit(2);
+        ops = backend_ops(b);
+        int rc = 0;
+        if (prog) {
+                struct ca_backend_result r = run_order(prog, NULL, NULL);
+                rc = r.state == CA_BACKEND_EXECUTED ? 0 : 3;
+        }
+        backend_unload(b);
+        _exit(rc);
+}
+
+static int agent_wait(pid_t pid)
+{
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void test_killed_agents_groups_are_ended_at_the_next_start(void **state)
+{
+        char *sd = state_dir_make("state-killed");
+        pid_t agent = agent_run(sd, "spawner.sh t1");
+        pid_t late = pid_file_wait("t1");
+        assert_int_equal(records(sd), 1); /* written before the program ran */
+        kill(agent, SIGKILL);
+        assert_int_equal(agent_wait(agent), 128 + SIGKILL);
+        /* PR_SET_PDEATHSIG ended spawner.sh, not its child. */
+        assert_true(running(late));
+
+        uint64_t t0 = now_ms();
+        assert_int_equal(agent_wait(agent_run(sd, NULL)), 0);
+        /* By the time the next start-up returns, the child is gone (SIGTERM sufficed). */
+        assert_false(running(late));
+        assert_true(now_ms() - t0 < 2000);
+        assert_int_equal(records(sd), 0);
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/t1.applied", dir);
+        assert_int_equal(access(path, F_OK), -1);
+
+        /* A clean run leaves no record behind. */
+        assert_int_equal(agent_wait(agent_run(sd, "quiet.sh")), 0);
+        assert_int_equal(records(sd), 0);
+        free(sd);
+}
+
+static void test_live_agents_groups_are_left_alone(void **state)
+{
+        char *sd = state_dir_make("state-live");
+        pid_t agent = agent_run(sd, "hold.sh t2");
+        pid_t hold = pid_file_wait("t2");
+        /* Another process starting on the same state directory must not end it. */
+        assert_int_equal(agent_wait(agent_run(sd, NULL)), 0);
+        assert_true(running(hold));
+        assert_int_equal(records(sd), 1);
+
+        kill(agent, SIGKILL);
+        assert_int_equal(agent_wait(agent), 128 + SIGKILL);
+        for (uint64_t until = now_ms() + WAIT_MS; running(hold) && now_ms() < until;) {
+                struct timespec tick = {0, 20 * 1000000L};
+                nanosleep(&tick, NULL);
+        }
+        assert_false(running(hold)); /* the program itself: PR_SET_PDEATHSIG */
+        /* Its record outlived it; the next start drops it, ending nothing. */
+        assert_int_equal(records(sd), 1);
+        assert_int_equal(agent_wait(agent_run(sd, NULL)), 0);
+        assert_int_equal(records(sd), 0);
+        free(sd);
+}
+
+static void record_write(const char *sd, const char *name, const char *text)
+{
+        char path[4400];
+        snprintf(path, sizeof(path), "%s/exec-children", sd);
+        mkdir(path, 0700);
+        snprintf(path, sizeof(path), "%s/exec-children/%s", sd, name);
+        write_text(path, text, 0600);
+}
+
+static void test_reused_numbers_are_not_ended(void **state)
+{
+        char *sd = state_dir_make("state-reused");
+        char boot[64] = "", line[256];
+        FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+        assert_non_null(f);
+        assert_non_null(fgets(boot, sizeof(boot), f));
+        fclose(f);
+        boot[strcspn(boot, "\n")] = '\0';
+
+        /* A writer that is gone, and a group that is not its: a process that got a number
+         * the record names, but started later than the recorded leader did. */
+        pid_t gone = fork();
+        if (gone == 0)
+                _exit(0);
+        assert_int_equal(agent_wait(gone), 0);
+        pid_t other = fork();
+        if (other == 0) {
+                setpgid(0, 0);
+                freopen("/dev/null", "w", stdout); /* never hold the test's output open */
+                freopen("/dev/null", "w", stderr);
+                for (;;)
+                        pause();
+        }
+        setpgid(other, other);
+        stray = other;
+        unsigned long long start = proc_start(other, NULL);
+        assert_true(start > 0);
+        snprintf(line, sizeof(line), "1 %s %d 1 %d %llu %d\n", boot, (int)gone, (int)other,
+                 start + 1000000, (int)getsid(0));
+        record_write(sd, "a", line);
+        /* Another session, another boot, a torn record: none is ours to end. */
+        snprintf(line, sizeof(line), "1 %s %d 1 %d %llu %d\n", boot, (int)gone, (int)other, start,
+                 (int)getsid(0) + 1);
+        record_write(sd, "b", line);
+        snprintf(line, sizeof(line), "1 another-boot %d 1 %d %llu %d\n", (int)gone, (int)other,
+                 start, (int)getsid(0));
+        record_write(sd, "c", line);
+        snprintf(line, sizeof(line), "1 %s %d 1 %d", boot, (int)gone, (int)other);
+        record_write(sd, "d", line);
+        assert_int_equal(agent_wait(agent_run(sd, NULL)), 0);
+        assert_true(running(other));
+        assert_int_equal(records(sd), 0);
+
+        /* The same process, named rightly, is ended: the check above was not blind. */
+        snprintf(line, sizeof(line), "1 %s %d 1 %d %llu %d\n", boot, (int)gone, (int)other, start,
+                 (int)getsid(0));
+        record_write(sd, "e", line);
+        assert_int_equal(agent_wait(agent_run(sd, NULL)), 0);
+        assert_false(running(other));
+        assert_int_equal(agent_wait(other), 128 + SIGTERM);
+        stray = 0;
+        assert_int_equal(records(sd), 0);
+        free(sd);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -366,6 +615,9 @@ int main(void)
             cmocka_unit_test(test_argument_quoting),
             cmocka_unit_test(test_settings_refused),
             cmocka_unit_test(test_probe),
+            cmocka_unit_test(test_killed_agents_groups_are_ended_at_the_next_start),
+            cmocka_unit_test(test_live_agents_groups_are_left_alone),
+            cmocka_unit_test(test_reused_numbers_are_not_ended),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests for the file back-end, through the real loader and host table, in a temporary
  * directory: the written document, repeats, a conflicting file, file names that cannot
  * leave the directory, long names, probe, describe, settings, and a directory that went

@@ -1,9 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests for the ldap back-end plug-in against a real slapd on loopback
  * (tests/ldap/slapd.sh), loaded through the real loader: every change type, idempotent
  * re-application, RDN and filter escaping read back with ldapsearch, TLS (ldaps:// and
  * StartTLS, right and wrong CA), plain LDAP refused unless allowed, a wrong password,
- * a hung and a stopped server, probe and describe. Nothing is skipped: without slapd the
- * test fails and says how to install it. */
+ * a hung and a stopped server, probe and describe; passwords through Password Modify, the
+ * account state through ppolicy's pwdAccountLockedTime (proven by the account's bind) and
+ * through a configured attribute; group unlinking as a size-limited service account, so
+ * that only the paged-results control finds every group. Nothing is skipped: without
+ * slapd the test fails and says how to install it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,6 +44,8 @@ static struct {
         char script[4096];
         char uri[128], ldaps_uri[128];
         char ca[512], wrong_ca[512], pw_file[512], wrong_pw_file[512];
+        char agent_dn[128], agent_pw_file[512];
+        int agent_sizelimit;
         int pid;
         int started;
         struct backend *b;
@@ -48,36 +54,9 @@ static struct {
 
 /* --- helpers --- */
 
-/* Runs argv (no shell) with a time bound; returns its exit status, output in out. */
 static int run(char *const argv[], char *out, size_t outlen)
 {
-        int fds[2];
-        assert_int_equal(pipe(fds), 0);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                dup2(fds[1], 1);
-                dup2(fds[1], 2);
-                close(fds[0]);
-                close(fds[1]);
-                char *args[32] = {"timeout", CMD_TIMEOUT};
-                size_t n = 2;
-                for (size_t i = 0; argv[i] && n < 31; i++)
-                        args[n++] = argv[i];
-                args[n] = NULL;
-                execvp("timeout", args);
-                _exit(127);
-        }
-        close(fds[1]);
-        size_t len = 0;
-        ssize_t got;
-        while ((got = read(fds[0], out + len, outlen - 1 - len)) > 0 && len + 1 < outlen)
-                len += (size_t)got;
-        out[len] = '\0';
-        close(fds[0]);
-        int st = 0;
-        waitpid(pid, &st, 0);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        return test_run_bounded(CMD_TIMEOUT, argv, out, outlen);
 }
 
 static int free_port(void)
@@ -160,6 +139,11 @@ static int group_setup(void **state)
         kv_get(out, "CA_FILE", T.ca, sizeof(T.ca));
         kv_get(out, "WRONG_CA_FILE", T.wrong_ca, sizeof(T.wrong_ca));
         kv_get(out, "ADMIN_PW_FILE", T.pw_file, sizeof(T.pw_file));
+        kv_get(out, "AGENT_DN", T.agent_dn, sizeof(T.agent_dn));
+        kv_get(out, "AGENT_PW_FILE", T.agent_pw_file, sizeof(T.agent_pw_file));
+        char limit[32];
+        kv_get(out, "AGENT_SIZELIMIT", limit, sizeof(limit));
+        T.agent_sizelimit = atoi(limit);
         char pid[32];
         kv_get(out, "PID", pid, sizeof(pid));
         T.pid = atoi(pid);
@@ -217,23 +201,14 @@ static void conn_free(struct conn *c)
         settings_clear(&c->settings);
 }
 
-/* The usual admin connection over StartTLS with the test CA, opened. */
-static void conn_admin(struct conn *c, const char *extra_key, const char *extra_value)
+/* A connection over StartTLS with the test CA as dn, opened. */
+static void conn_as(struct conn *c, const char *dn, const char *pw_file, const char *extra_key,
+                    const char *extra_value)
 {
         struct ca_backend_error err;
-        const char *kv[] = {"uri",
-                            T.uri,
-                            "ca_file",
-                            T.ca,
-                            "bind_dn",
-                            "cn=admin,dc=example,dc=com",
-                            "bind_password_file",
-                            T.pw_file,
-                            "order_timeout",
-                            "5s",
-                            extra_key,
-                            extra_value,
-                            NULL};
+        const char *kv[] = {
+            "uri",   T.uri,           "ca_file", T.ca,      "bind_dn",   dn,  "bind_password_file",
+            pw_file, "order_timeout", "5s",      extra_key, extra_value, NULL};
         if (!extra_key)
                 kv[10] = NULL;
         int rc = conn_new(c, kv, &err);
@@ -242,6 +217,19 @@ static void conn_admin(struct conn *c, const char *extra_key, const char *extra_
         rc = conn_open(c, &err);
         if (rc != 0)
                 fail_msg("session_open: %d %s", rc, err.message);
+}
+
+/* The usual admin connection (the rootdn: no limits apply to it). */
+static void conn_admin(struct conn *c, const char *extra_key, const char *extra_value)
+{
+        conn_as(c, "cn=admin,dc=example,dc=com", T.pw_file, extra_key, extra_value);
+}
+
+/* The service account: writes everything, gets at most T.agent_sizelimit entries from a
+ * search without the paged-results control (tests/ldap/slapd.sh). */
+static void conn_agent(struct conn *c)
+{
+        conn_as(c, T.agent_dn, T.agent_pw_file, NULL, NULL);
 }
 
 static const char *const people_map[] = {"connector",    "ldap",          "base_dn",
@@ -587,12 +575,23 @@ static void test_modified(void **state)
                                   "{\"memberOf_add\":[\"cn=nogroup,ou=groups,dc=example,dc=com\"]}",
                                   resource),
                        "ldap_modify cn=nogroup,ou=groups,dc=example,dc=com: No such object (32)");
-        expect_errored(exec_order(&c, "Modified", "{\"uid\":\"renamed\"}", resource), "renaming");
+        /* A new RDN value is a rename (modrdn); and back. */
+        expect_executed(exec_order(&c, "Modified", "{\"uid\":\"renamed\"}", resource),
+                        "uid=renamed," PEOPLE, "renamed from uid=mod," PEOPLE);
+        expect_executed(exec_order(&c, "Modified", "{\"uid\":\"mod\"}", "{\"uid\":\"renamed\"}"),
+                        dn, "renamed from uid=renamed," PEOPLE);
         /* With the DN given, the RDN value in Changes goes to the server, which refuses a
          * new one and accepts the same one. */
         expect_errored(exec_order(&c, "Modified", "{\"uid\":\"renamed\"}", by_dn),
                        "ldap_modify uid=mod," PEOPLE ": Naming violation (64)");
         expect_executed(exec_order(&c, "Modified", "{\"uid\":\"mod\"}", by_dn), dn, "modified");
+        /* The modify is tried first at the entry's DN: a refusal there is the server's,
+         * in its words, with nothing of the order applied (the mail value stays out). */
+        expect_errored(exec_order(&c, "Modified", "{\"sn\":null,\"mail_add\":[\"c@x\"]}", resource),
+                       "ldap_modify uid=mod," PEOPLE ": Object class violation (65)");
+        assert_int_equal(ldif_read(dn, "base", "(objectClass=*)", "*", text, sizeof(text)), 0);
+        expect_in(text, "sn: [New]");
+        expect_not_in(text, "c@x");
         conn_free(&c);
 }
 
@@ -951,6 +950,569 @@ static void test_describe(void **state)
 
 /* A server that stops answering (SIGSTOP) fails the order within the timeouts; one that
  * is stopped makes execute say EUNAVAILABLE; once it is back, the same session works. */
+/* Can dn bind with password? (a base search of the root DSE over LDAPS as that entry) */
+static int can_bind(const char *dn, const char *password)
+{
+        char out[OUT_MAX], pwf[600], cacert[600];
+        snprintf(pwf, sizeof(pwf), "%s/user.pw", T.dir);
+        write_file(pwf, password);
+        snprintf(cacert, sizeof(cacert), "LDAPTLS_CACERT=%s", T.ca);
+        char *argv[] = {"env", cacert,      "ldapsearch", "-x",       "-o", "nettimeout=5",
+                        "-H",  T.ldaps_uri, "-D",         (char *)dn, "-y", pwf,
+                        "-b",  "",          "-s",         "base",     "dn", NULL};
+        int rc = run(argv, out, sizeof(out));
+        unlink(pwf);
+        if (rc != 0 && rc != 49)
+                fail_msg("bind as %s failed (%d): %s", dn, rc, out);
+        return rc == 0;
+}
+
+/* password_change: the Password Modify extended operation (RFC 3062), so that slapd
+ * hashes the password itself; never over plain LDAP. */
+static void test_password_modify(void **state)
+{
+        (void)state;
+        static const char *const pw_map[] = {"connector",
+                                             "ldap",
+                                             "base_dn",
+                                             PEOPLE,
+                                             "rdn_attribute",
+                                             "uid",
+                                             "object_class",
+                                             "inetOrgPerson",
+                                             "password_change",
+                                             "password",
+                                             "enabled_change",
+                                             "enabled",
+                                             NULL};
+        const char *pw = "Ol-Pass-4711";
+        const char *dn = "uid=pwuser," PEOPLE;
+        char text[OUT_MAX];
+        struct conn c;
+        conn_admin(&c, NULL, NULL);
+        struct outcome o = exec_map(
+            &c, pw_map, "Added",
+            "{\"uid\":\"pwuser\",\"cn\":\"P\",\"sn\":\"P\",\"password\":\"Ol-Pass-4711\"}", NULL);
+        expect_executed(o, dn, "added, password set");
+        expect_not_in(o.r.message, pw);
+        assert_true(can_bind(dn, pw));
+        assert_false(can_bind(dn, "not-it"));
+        assert_int_equal(
+            ldif_read(dn, "base", "(objectClass=*)", "userPassword", text, sizeof(text)), 0);
+        expect_in(text, "userPassword: [{SSHA}");
+        expect_not_in(text, pw);
+        /* Again (idempotent), then a new one. */
+        expect_executed(
+            exec_map(&c, pw_map, "Added",
+                     "{\"uid\":\"pwuser\",\"cn\":\"P\",\"sn\":\"P\",\"password\":\"Ol-Pass-4711\"}",
+                     NULL),
+            dn, "already there with the same values, password set");
+        expect_executed(exec_map(&c, pw_map, "Modified", "{\"password\":\"Second-0815\"}",
+                                 "{\"uid\":\"pwuser\"}"),
+                        dn, "password set");
+        assert_true(can_bind(dn, "Second-0815"));
+        assert_false(can_bind(dn, pw));
+        conn_free(&c);
+
+        /* Over plain LDAP: refused before anything is sent. */
+        struct ca_backend_error err;
+        const char *kv[] = {"uri",
+                            T.uri,
+                            "starttls",
+                            "no",
+                            "allow_plain",
+                            "yes",
+                            "bind_dn",
+                            "cn=admin,dc=example,dc=com",
+                            "bind_password_file",
+                            T.pw_file,
+                            NULL};
+        assert_int_equal(conn_new(&c, kv, &err), 0);
+        assert_int_equal(conn_open(&c, &err), 0);
+        expect_errored(
+            exec_map(
+                &c, pw_map, "Added",
+                "{\"uid\":\"plainpw\",\"cn\":\"P\",\"sn\":\"P\",\"password\":\"Ol-Pass-4711\"}",
+                NULL),
+            "refused to send a password over plain LDAP");
+        assert_int_not_equal(
+            ldif_read("uid=plainpw," PEOPLE, "base", "(objectClass=*)", "uid", text, sizeof(text)),
+            0);
+        conn_free(&c);
+}
+
+/* The account state on OpenLDAP by default: ppolicy's pwdAccountLockedTime, 000001010000Z
+ * (locked until unlocked) for disabled, absent for enabled; the bind itself proves it. A
+ * disabled account is created locked and locked again after its password is set (ppolicy
+ * unlocks an account whose password changes). */
+static void test_account_state_ppolicy(void **state)
+{
+        (void)state;
+        static const char *const st_map[] = {"connector",
+                                             "ldap",
+                                             "base_dn",
+                                             PEOPLE,
+                                             "rdn_attribute",
+                                             "uid",
+                                             "object_class",
+                                             "inetOrgPerson",
+                                             "password_change",
+                                             "password",
+                                             "enabled_change",
+                                             "enabled",
+                                             NULL};
+        const char *dn = "uid=locked," PEOPLE;
+        const char *res = "{\"uid\":\"locked\"}";
+        const char *pw = "Lock-Pass-4711";
+        const char *added = "{\"uid\":\"locked\",\"cn\":\"L\",\"sn\":\"L\",\"enabled\":\"false\","
+                            "\"password\":\"Lock-Pass-4711\"}";
+        char text[OUT_MAX];
+        struct conn c;
+        conn_agent(&c);
+        struct outcome o = exec_map(&c, st_map, "Added", added, NULL);
+        expect_executed(o, dn, "added, password set, disabled");
+        expect_not_in(o.r.message, pw);
+        assert_int_equal(
+            ldif_read(dn, "base", "(objectClass=*)", "pwdAccountLockedTime", text, sizeof(text)),
+            0);
+        expect_in(text, "pwdAccountLockedTime: [000001010000Z]");
+        assert_false(can_bind(dn, pw)); /* the right password, refused: locked */
+        expect_executed(exec_map(&c, st_map, "Added", added, NULL), dn,
+                        "already there with the same values, password set, disabled");
+
+        struct ca_settings m = {0};
+        settings_make(&m, st_map);
+        struct ca_order *po = ldap_order("Modified", "{\"enabled\":\"false\"}", res);
+        struct outcome pr = {0};
+        pr.rc = T.ops->probe(c.session, backend_order(po), backend_settings(&m), &pr.answer, &pr.r,
+                             &pr.err);
+        expect_probe(pr, CA_BACKEND_PROBE_APPLIED);
+        order_free(po);
+
+        expect_executed(exec_map(&c, st_map, "Modified", "{\"enabled\":\"true\"}", res), dn,
+                        "modified, enabled");
+        assert_int_equal(
+            ldif_read(dn, "base", "(objectClass=*)", "pwdAccountLockedTime", text, sizeof(text)),
+            0);
+        expect_not_in(text, "pwdAccountLockedTime");
+        assert_true(can_bind(dn, pw));
+        expect_executed(exec_map(&c, st_map, "Modified", "{\"enabled\":\"true\"}", res), dn,
+                        "modified, already enabled");
+        po = ldap_order("Modified", "{\"enabled\":\"false\"}", res);
+        memset(&pr, 0, sizeof(pr));
+        pr.rc = T.ops->probe(c.session, backend_order(po), backend_settings(&m), &pr.answer, &pr.r,
+                             &pr.err);
+        expect_probe(pr, CA_BACKEND_PROBE_NOT_APPLIED);
+        order_free(po);
+
+        /* A new password with a disable; then one alone, which ppolicy would take as an
+         * unlock: the account stays disabled. */
+        expect_executed(exec_map(&c, st_map, "Modified",
+                                 "{\"enabled\":\"false\",\"password\":\"Next-Pass-0815\"}", res),
+                        dn, "modified, password set, disabled");
+        assert_false(can_bind(dn, "Next-Pass-0815"));
+        expect_executed(exec_map(&c, st_map, "Modified", "{\"password\":\"Third-Pass-42\"}", res),
+                        dn, "modified, password set, kept disabled");
+        assert_false(can_bind(dn, "Third-Pass-42"));
+        expect_executed(exec_map(&c, st_map, "Modified", "{\"enabled\":\"true\"}", res), dn,
+                        "modified, enabled");
+        assert_true(can_bind(dn, "Third-Pass-42"));
+        assert_false(can_bind(dn, pw));
+        expect_executed(exec_map(&c, st_map, "Modified", "{\"password\":\"Next-Pass-0815\"}", res),
+                        dn, "modified, password set");
+        assert_true(can_bind(dn, "Next-Pass-0815"));
+
+        /* describe names where the state goes, and never the password. */
+        po = ldap_order("Modified", "{\"enabled\":\"false\",\"password\":\"Next-Pass-0815\"}", res);
+        struct ca_backend_result dr = {0};
+        struct ca_backend_error derr = {0};
+        assert_int_equal(
+            T.ops->describe(c.session, backend_order(po), backend_settings(&m), &dr, &derr), 0);
+        expect_in(dr.message, "# account: disabled (userAccountControl on Active Directory, "
+                              "pwdAccountLockedTime on OpenLDAP)");
+        expect_not_in(dr.message, "Next-Pass-0815");
+        order_free(po);
+        settings_clear(&m);
+        conn_free(&c);
+
+        /* A directory that is neither: nothing to write unless the mapping names it. */
+        conn_admin(&c, "directory", "generic");
+        expect_errored(exec_map(&c, st_map, "Modified", "{\"enabled\":\"false\"}", res),
+                       "neither Active Directory nor OpenLDAP; name the attribute");
+        assert_true(can_bind(dn, "Next-Pass-0815"));
+        conn_free(&c);
+}
+
+/* A configured attribute and values (enabled_attribute, enabled_value, disabled_value),
+ * and one whose enabled state is its absence; the mapping's mistakes said at check. */
+static void test_account_state_attribute(void **state)
+{
+        (void)state;
+        static const char *const et_map[] = {"connector",
+                                             "ldap",
+                                             "base_dn",
+                                             PEOPLE,
+                                             "rdn_attribute",
+                                             "uid",
+                                             "object_class",
+                                             "inetOrgPerson",
+                                             "enabled_change",
+                                             "active",
+                                             "enabled_attribute",
+                                             "employeeType",
+                                             "enabled_value",
+                                             "active",
+                                             "disabled_value",
+                                             "inactive",
+                                             NULL};
+        static const char *const desc_map[] = {"connector",
+                                               "ldap",
+                                               "base_dn",
+                                               PEOPLE,
+                                               "rdn_attribute",
+                                               "uid",
+                                               "object_class",
+                                               "inetOrgPerson",
+                                               "enabled_change",
+                                               "active",
+                                               "enabled_attribute",
+                                               "description",
+                                               "disabled_value",
+                                               "DISABLED",
+                                               NULL};
+        const char *dn = "uid=stateful," PEOPLE;
+        const char *res = "{\"uid\":\"stateful\"}";
+        char text[OUT_MAX];
+        struct conn c;
+        conn_agent(&c);
+        expect_executed(exec_map(&c, et_map, "Added",
+                                 "{\"uid\":\"stateful\",\"cn\":\"S\",\"sn\":\"S\",\"active\":"
+                                 "\"false\"}",
+                                 NULL),
+                        dn, "added, disabled");
+        assert_int_equal(
+            ldif_read(dn, "base", "(objectClass=*)", "employeeType", text, sizeof(text)), 0);
+        expect_in(text, "employeeType: [inactive]");
+        assert_int_equal(
+            ldif_read(dn, "base", "(objectClass=*)", "pwdAccountLockedTime", text, sizeof(text)),
+            0);
+        expect_not_in(text, "pwdAccountLockedTime");
+        expect_executed(exec_map(&c, et_map, "Modified", "{\"active\":\"false\"}", res), dn,
+                        "modified, already disabled");
+        expect_executed(exec_map(&c, et_map, "Modified", "{\"active\":\"true\"}", res), dn,
+                        "modified, enabled");
+        assert_int_equal(
+            ldif_read(dn, "base", "(objectClass=*)", "employeeType", text, sizeof(text)), 0);
+        expect_in(text, "employeeType: [active]");
+        expect_not_in(text, "inactive");
+        expect_executed(exec_map(&c, et_map, "Modified", "{\"active\":\"1\"}", res), dn,
+                        "modified, already enabled");
+        expect_errored(exec_map(&c, et_map, "Modified", "{\"active\":\"maybe\"}", res),
+                       "expected \"true\" or \"false\"");
+
+        /* Enabled is the value's absence. */
+        expect_executed(exec_map(&c, desc_map, "Modified", "{\"active\":\"false\"}", res), dn,
+                        "modified, disabled");
+        assert_int_equal(
+            ldif_read(dn, "base", "(objectClass=*)", "description", text, sizeof(text)), 0);
+        expect_in(text, "description: [DISABLED]");
+        expect_executed(exec_map(&c, desc_map, "Modified", "{\"active\":\"true\"}", res), dn,
+                        "modified, enabled");
+        assert_int_equal(
+            ldif_read(dn, "base", "(objectClass=*)", "description", text, sizeof(text)), 0);
+        expect_not_in(text, "description");
+        expect_executed(exec_map(&c, desc_map, "Modified", "{\"active\":\"true\"}", res), dn,
+                        "modified, already enabled");
+
+        /* A value the schema refuses: Errored, in words, nothing else changed. */
+        static const char *const bad_map[] = {"connector",
+                                              "ldap",
+                                              "base_dn",
+                                              PEOPLE,
+                                              "rdn_attribute",
+                                              "uid",
+                                              "object_class",
+                                              "inetOrgPerson",
+                                              "enabled_change",
+                                              "active",
+                                              "enabled_attribute",
+                                              "noSuchStateAttribute",
+                                              "disabled_value",
+                                              "x",
+                                              NULL};
+        expect_errored(exec_map(&c, bad_map, "Modified", "{\"active\":\"false\"}", res),
+                       "(disabling the account through noSuchStateAttribute)");
+
+        /* The mapping's mistakes, at check. */
+        struct ca_backend_error err;
+        struct ca_settings m = {0};
+        const char *no_dv[] = {"base_dn",
+                               PEOPLE,
+                               "rdn_attribute",
+                               "uid",
+                               "object_class",
+                               "inetOrgPerson",
+                               "enabled_change",
+                               "active",
+                               "enabled_attribute",
+                               "employeeType",
+                               NULL};
+        settings_make(&m, no_dv);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
+                         CA_BACKEND_EINVALID);
+        expect_in(err.message, "disabled_value: required with enabled_attribute = employeeType");
+        settings_clear(&m);
+        const char *no_ec[] = {"base_dn",
+                               PEOPLE,
+                               "rdn_attribute",
+                               "uid",
+                               "object_class",
+                               "inetOrgPerson",
+                               "enabled_attribute",
+                               "employeeType",
+                               "disabled_value",
+                               "x",
+                               NULL};
+        settings_make(&m, no_ec);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
+                         CA_BACKEND_EINVALID);
+        expect_in(err.message, "enabled_attribute: only with enabled_change");
+        settings_clear(&m);
+        const char *no_ea[] = {"base_dn",
+                               PEOPLE,
+                               "rdn_attribute",
+                               "uid",
+                               "object_class",
+                               "inetOrgPerson",
+                               "enabled_change",
+                               "active",
+                               "enabled_value",
+                               "on",
+                               NULL};
+        settings_make(&m, no_ea);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
+                         CA_BACKEND_EINVALID);
+        expect_in(err.message, "enabled_value: only with enabled_attribute");
+        settings_clear(&m);
+        const char *uac_vals[] = {"base_dn",
+                                  PEOPLE,
+                                  "rdn_attribute",
+                                  "uid",
+                                  "object_class",
+                                  "inetOrgPerson",
+                                  "enabled_change",
+                                  "active",
+                                  "enabled_attribute",
+                                  "userAccountControl",
+                                  "disabled_value",
+                                  "514",
+                                  NULL};
+        settings_make(&m, uac_vals);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
+                         CA_BACKEND_EINVALID);
+        expect_in(err.message, "not with enabled_attribute = userAccountControl");
+        settings_clear(&m);
+        const char *same[] = {"base_dn",
+                              PEOPLE,
+                              "rdn_attribute",
+                              "uid",
+                              "object_class",
+                              "inetOrgPerson",
+                              "enabled_change",
+                              "active",
+                              "enabled_attribute",
+                              "employeeType",
+                              "enabled_value",
+                              "x",
+                              "disabled_value",
+                              "x",
+                              NULL};
+        settings_make(&m, same);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
+                         CA_BACKEND_EINVALID);
+        expect_in(err.message, "enabled_value = x: the same as disabled_value");
+        settings_clear(&m);
+        settings_make(&m, et_map);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err), 0);
+        settings_clear(&m);
+        conn_free(&c);
+}
+
+/* Rename and move keep the entry (its entryUUID); an order written before them, with the
+ * entryUUID in Resource, still finds it; one without finds it where the order puts it. */
+static void test_rename_move_entry_uuid(void **state)
+{
+        (void)state;
+        static const char *const mv_map[] = {
+            "connector", "ldap",         "base_dn",       PEOPLE,        "rdn_attribute",
+            "uid",       "object_class", "inetOrgPerson", "move_change", "parent",
+            NULL};
+        char text[OUT_MAX], uuid[128], after[128];
+        struct conn c;
+        conn_admin(&c, NULL, NULL);
+        expect_executed(
+            exec_map(&c, mv_map, "Added", "{\"uid\":\"ren1\",\"cn\":\"R\",\"sn\":\"R\"}", NULL),
+            "uid=ren1," PEOPLE, "added");
+        assert_int_equal(ldif_read("uid=ren1," PEOPLE, "base", "(objectClass=*)", "entryUUID", text,
+                                   sizeof(text)),
+                         0);
+        const char *u = strstr(text, "entryUUID: [");
+        assert_non_null(u);
+        snprintf(uuid, sizeof(uuid), "%.36s", u + strlen("entryUUID: ["));
+        expect_executed(
+            exec_map(&c, mv_map, "Modified", "{\"uid\":\"ren2\"}", "{\"uid\":\"ren1\"}"),
+            "uid=ren2," PEOPLE, "renamed from uid=ren1," PEOPLE);
+        /* Again, still naming ren1: already done. */
+        expect_executed(
+            exec_map(&c, mv_map, "Modified", "{\"uid\":\"ren2\"}", "{\"uid\":\"ren1\"}"),
+            "uid=ren2," PEOPLE, "modified");
+        char res[256];
+        snprintf(res, sizeof(res), "{\"uid\":\"ren1\",\"entryUUID\":\"%s\"}", uuid);
+        expect_executed(exec_map(&c, mv_map, "Modified", "{\"sn\":\"Anchored\"}", res),
+                        "uid=ren2," PEOPLE, "modified");
+        assert_int_equal(
+            ldif_read("uid=ren2," PEOPLE, "base", "(objectClass=*)", "sn", text, sizeof(text)), 0);
+        expect_in(text, "sn: [Anchored]");
+        snprintf(after, sizeof(after), "entryUUID: [%s]", uuid);
+        assert_int_equal(ldif_read("uid=ren2," PEOPLE, "base", "(objectClass=*)", "entryUUID", text,
+                                   sizeof(text)),
+                         0);
+        expect_in(text, after);
+        /* A move under ou=groups, by the anchor. */
+        const char *moved = "uid=ren2,ou=groups,dc=example,dc=com";
+        expect_executed(
+            exec_map(&c, mv_map, "Modified", "{\"parent\":\"ou=groups,dc=example,dc=com\"}", res),
+            moved, "renamed from uid=ren2," PEOPLE);
+        assert_int_equal(
+            ldif_read(moved, "base", "(objectClass=*)", "entryUUID", text, sizeof(text)), 0);
+        expect_in(text, after);
+        expect_executed(
+            exec_map(&c, mv_map, "Modified", "{\"parent\":\"ou=groups,dc=example,dc=com\"}", res),
+            moved, "modified");
+        expect_executed(exec_map(&c, mv_map, "Deleted", "{}", res), moved, "deleted");
+        assert_int_not_equal(ldif_read(moved, "base", "(objectClass=*)", "uid", text, sizeof(text)),
+                             0);
+        conn_free(&c);
+}
+
+/* Applies LDIF with ldapmodify as the admin (entries with "changetype: add" are added). */
+static void ldif_apply(const char *ldif)
+{
+        char out[OUT_MAX], path[600];
+        snprintf(path, sizeof(path), "%s/change.ldif", T.dir);
+        write_file(path, ldif);
+        char *argv[] = {"ldapmodify", "-x",      "-o", "nettimeout=5",
+                        "-H",         T.uri,     "-D", "cn=admin,dc=example,dc=com",
+                        "-y",         T.pw_file, "-f", path,
+                        NULL};
+        int rc = run(argv, out, sizeof(out));
+        unlink(path);
+        if (rc != 0)
+                fail_msg("ldapmodify failed (%d): %s", rc, out);
+}
+
+/* Does any group list dn? (ldapsearch: more than slapd's size limit of 500 shows too) */
+static int listed_in_groups(const char *dn)
+{
+        char filter[512], text[OUT_MAX];
+        snprintf(filter, sizeof(filter), "(member=%s)", dn);
+        ldif_read("ou=groups,dc=example,dc=com", "one", filter, "dn", text, sizeof(text));
+        return strstr(text, "dn: [") != NULL;
+}
+
+/* How many entries the service account gets from one search of ou=groups for filter
+ * without the paged-results control; *rc is ldapsearch's exit code (4: size limit). */
+static int agent_plain_search(const char *filter, int *rc)
+{
+        char out[OUT_MAX];
+        char *argv[] = {"ldapsearch",
+                        "-x",
+                        "-LLL",
+                        "-o",
+                        "nettimeout=5",
+                        "-H",
+                        T.uri,
+                        "-D",
+                        T.agent_dn,
+                        "-y",
+                        T.agent_pw_file,
+                        "-b",
+                        "ou=groups,dc=example,dc=com",
+                        "-s",
+                        "one",
+                        (char *)filter,
+                        "1.1",
+                        NULL};
+        *rc = run(argv, out, sizeof(out));
+        int n = 0;
+        for (const char *p = out; (p = strstr(p, "dn: ")); p += 4)
+                n++;
+        return n;
+}
+
+/* Deleted takes the entry out of every group that lists it, read page by page: the
+ * service account gets at most AGENT_SIZELIMIT (600) entries from one search, so only the
+ * paged-results control finds all 1,201 groups (three pages of 500; the count in the
+ * message proves every page was read). Again after a crash between the delete and the
+ * unlinking: the probe sees the groups still listing it. */
+static void test_deleted_unlinks_groups(void **state)
+{
+        (void)state;
+        enum { GROUPS = 1200 };
+        const char *dn = "uid=leaver," PEOPLE;
+        size_t cap = (size_t)GROUPS * 200;
+        char *ldif = malloc(cap);
+        assert_non_null(ldif);
+        size_t len = 0;
+        for (int i = 0; i < GROUPS; i++)
+                len += (size_t)snprintf(ldif + len, cap - len,
+                                        "dn: cn=g%04d,ou=groups,dc=example,dc=com\n"
+                                        "changetype: add\nobjectClass: groupOfNames\n"
+                                        "member: cn=admin,dc=example,dc=com\nmember: %s\n\n",
+                                        i, dn);
+        ldif_apply(ldif);
+        free(ldif);
+        /* The limit holds: a search without paging stops at it. */
+        int src = 0;
+        assert_true(GROUPS > T.agent_sizelimit);
+        assert_int_equal(agent_plain_search("(member="
+                                            "uid=leaver," PEOPLE ")",
+                                            &src),
+                         T.agent_sizelimit);
+        assert_int_equal(src, 4); /* sizeLimitExceeded */
+        struct conn c;
+        conn_agent(&c);
+        expect_executed(exec_order(&c, "Added",
+                                   "{\"uid\":\"leaver\",\"cn\":\"L\",\"sn\":\"L\",\"memberOf_add\":"
+                                   "[\"" AGENTS "\"]}",
+                                   NULL),
+                        dn, "added");
+        const char *res = "{\"uid\":\"leaver\"}";
+        assert_true(listed_in_groups(dn));
+        expect_probe(probe_order(&c, "Deleted", "{}", res), CA_BACKEND_PROBE_NOT_APPLIED);
+        expect_executed(exec_order(&c, "Deleted", "{}", res), dn,
+                        "deleted, removed from 1201 groups");
+        assert_false(listed_in_groups(dn));
+        expect_probe(probe_order(&c, "Deleted", "{}", res), CA_BACKEND_PROBE_APPLIED);
+
+        /* A crash after the delete, before the unlinking: a group still lists it. */
+        ldif_apply("dn: " AGENTS "\nchangetype: modify\nadd: member\nmember: uid=leaver," PEOPLE
+                   "\n");
+        assert_true(listed_in_groups(dn));
+        expect_probe(probe_order(&c, "Deleted", "{}", res), CA_BACKEND_PROBE_NOT_APPLIED);
+        expect_executed(exec_order(&c, "Deleted", "{}", res), dn,
+                        "already absent, removed from 1 group");
+        assert_false(listed_in_groups(dn));
+        expect_probe(probe_order(&c, "Deleted", "{}", res), CA_BACKEND_PROBE_APPLIED);
+        conn_free(&c);
+}
+
 static void test_server_down_and_back(void **state)
 {
         struct conn c;
@@ -1037,12 +1599,23 @@ int main(void)
         /* As the agent does (main.c): libldap writes to sockets the server may have closed. */
         signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_settings_refused), cmocka_unit_test(test_added_idempotent),
-            cmocka_unit_test(test_modified),         cmocka_unit_test(test_mapping),
-            cmocka_unit_test(test_deleted),          cmocka_unit_test(test_rdn_escaping),
-            cmocka_unit_test(test_filter_escaping),  cmocka_unit_test(test_tls),
-            cmocka_unit_test(test_wrong_password),   cmocka_unit_test(test_permissive_modify),
-            cmocka_unit_test(test_describe),         cmocka_unit_test(test_server_down_and_back),
+            cmocka_unit_test(test_settings_refused),
+            cmocka_unit_test(test_added_idempotent),
+            cmocka_unit_test(test_modified),
+            cmocka_unit_test(test_mapping),
+            cmocka_unit_test(test_deleted),
+            cmocka_unit_test(test_rdn_escaping),
+            cmocka_unit_test(test_filter_escaping),
+            cmocka_unit_test(test_tls),
+            cmocka_unit_test(test_wrong_password),
+            cmocka_unit_test(test_permissive_modify),
+            cmocka_unit_test(test_describe),
+            cmocka_unit_test(test_server_down_and_back),
+            cmocka_unit_test(test_password_modify),
+            cmocka_unit_test(test_account_state_ppolicy),
+            cmocka_unit_test(test_account_state_attribute),
+            cmocka_unit_test(test_rename_move_entry_uuid),
+            cmocka_unit_test(test_deleted_unlinks_groups),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

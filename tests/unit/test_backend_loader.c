@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests for backend_loader and backend_host: the plug-ins built by the project load, bad
  * ones are refused with the file named, and every host accessor reads the agent's order
  * and settings as the plug-in interface promises. */
@@ -16,6 +17,7 @@ static void test_loads_project_plugins(void **state)
                 assert_string_equal(ops->name, names[i]);
                 assert_int_equal(CA_BACKEND_ABI_MAJOR_OF(ops->abi_version), CA_BACKEND_ABI_MAJOR);
                 assert_true(ops->size >= sizeof(struct ca_backend_ops));
+                assert_int_equal(ops->signature, CA_BACKEND_SIGNATURE);
                 assert_non_null(ops->describe);
                 backend_unload(b);
         }
@@ -53,6 +55,10 @@ static void test_refuses_bad_plugins(void **state)
         expect_refusal(dir, "badabi", "small", -EPROTO, "smaller than");
         expect_refusal(dir, "badabi", "name", -EINVAL, "calls itself 'sql'");
         expect_refusal(dir, "badabi", "noop", -EINVAL, "lacks the execute operation");
+        expect_refusal(dir, "badabi", "signature", -EPROTO,
+                       "is not binary compatible with this agent");
+        expect_refusal(dir, "badabi", "startup", -EINVAL,
+                       "failed to start: libfoo: cannot initialise");
         snprintf(path, sizeof(path), "%s/nosym.so", dir);
         expect_refusal(dir, "nosym", NULL, -ENOEXEC,
                        "does not export connector_agent_backend_entry");
@@ -102,6 +108,41 @@ static void copy_file(const char *from, const char *to, mode_t mode)
         assert_int_equal(chmod(to, mode), 0);
 }
 
+/* backend_dir is a search list: a plug-in installed by hand in the first directory
+ * stands before the packaged one, the others are still found in the second, and a name
+ * in neither is refused with the whole list named. */
+static void test_search_list(void **state)
+{
+        char *local = tmpdir_make();
+        char from[4200], to[4200], list[8600];
+        snprintf(from, sizeof(from), "%s/file.so", test_backend_dir());
+        snprintf(to, sizeof(to), "%s/file.so", local);
+        copy_file(from, to, 0755);
+        snprintf(list, sizeof(list), "%s:%s", local, test_backend_dir());
+
+        struct backend *b = NULL;
+        struct ca_error err = {0};
+        assert_int_equal(backend_load(list, "file", &b, &err), 0);
+        assert_string_equal(backend_ops(b)->name, "file");
+        backend_unload(b);
+        /* The local copy is the one loaded: made unusable, it is refused, not skipped. */
+        assert_int_equal(chmod(to, 0757), 0);
+        assert_int_equal(backend_load(list, "file", &b, &err), -EPERM);
+        assert_non_null(strstr(err.msg, to));
+
+        assert_int_equal(backend_load(list, "sql", &b, &err), 0);
+        assert_string_equal(backend_ops(b)->name, "sql");
+        backend_unload(b);
+
+        assert_int_equal(backend_load(list, "nosuch", &b, &err), -ENOENT);
+        assert_null(b);
+        assert_non_null(strstr(err.msg, "no nosuch.so in the back-end directories"));
+        assert_non_null(strstr(err.msg, list));
+        unlink(to);
+        rmdir(local);
+        free(local);
+}
+
 static void test_refuses_renamed_and_writable(void **state)
 {
         char *dir = tmpdir_make();
@@ -118,10 +159,60 @@ static void test_refuses_renamed_and_writable(void **state)
         copy_file(from, to, 0757);
         assert_int_equal(backend_load(dir, "file", &b, &err), -EPERM);
         assert_non_null(strstr(err.msg, "writable by every user"));
+        assert_int_equal(chmod(to, 0775), 0);
+        assert_int_equal(backend_load(dir, "file", &b, &err), -EPERM);
+        assert_non_null(strstr(err.msg, "writable by its group"));
         assert_int_equal(chmod(to, 0755), 0);
         assert_int_equal(backend_load(dir, "file", &b, &err), 0);
         backend_unload(b);
+
+        /* Owned by someone else: only root may hand a file to another user, so the test
+         * can set this up only as root. */
+        if (geteuid() == 0) {
+                assert_int_equal(chown(to, 65534, (gid_t)-1), 0);
+                assert_int_equal(backend_load(dir, "file", &b, &err), -EPERM);
+                assert_non_null(
+                    strstr(err.msg, "owned by uid 65534, neither root nor the agent's"));
+        }
         tmpdir_remove(dir);
+}
+
+/* backend.h's growth rule, from both sides. */
+static void test_interface_versions(void **state)
+{
+        const char *dir = test_backend_dir();
+        struct backend *b = NULL;
+        struct ca_error err = {0};
+
+        /* Built against the frozen 1.0 header: loads, and the agent calls into it. */
+        assert_int_equal(backend_load(dir, "abi10", &b, &err), 0);
+        const struct ca_backend_ops *ops = backend_ops(b);
+        assert_int_equal(ops->abi_version, 1u << 16);
+        assert_int_equal(ops->size, CA_BACKEND_OPS_SIZE_1_0);
+        void *instance = NULL, *session = NULL;
+        struct ca_backend_error berr = {0};
+        struct ca_backend_result res = {0};
+        assert_int_equal(ops->instance_new(backend_host(), NULL, &instance, &berr), 0);
+        assert_int_equal(ops->session_open(instance, &session, &berr), 0);
+        assert_int_equal(ops->execute(session, NULL, NULL, &res, &berr), 0);
+        assert_string_equal(res.message, "done by a 1.0 plug-in");
+        ops->session_close(session);
+        ops->instance_free(instance);
+        backend_unload(b);
+
+        /* Built for 1.2 and calling a 1.2 host member: it must refuse this agent. */
+        expect_refusal(dir, "abinext", NULL, -ENOEXEC,
+                       "refused to load with interface version 1.1");
+        /* Built for 1.2 but needing nothing newer: loads, its unknown member unread. */
+        setenv("CA_TEST_ABINEXT_MODE", "spares", 1);
+        assert_int_equal(backend_load(dir, "abinext", &b, &err), 0);
+        assert_int_equal(CA_BACKEND_ABI_MINOR_OF(backend_ops(b)->abi_version), 2);
+        backend_unload(b);
+        /* Another ABI's signature is refused whatever the minor version. */
+        setenv("CA_TEST_ABINEXT_MODE", "badsig", 1);
+        assert_int_equal(backend_load(dir, "abinext", &b, &err), -EPROTO);
+        assert_non_null(strstr(err.msg, "not binary compatible"));
+        unsetenv("CA_TEST_ABINEXT_MODE");
 }
 
 static const char *full_order =
@@ -358,6 +449,8 @@ int main(void)
             cmocka_unit_test(test_refuses_bad_plugins),
             cmocka_unit_test(test_refuses_bad_names),
             cmocka_unit_test(test_refuses_renamed_and_writable),
+            cmocka_unit_test(test_search_list),
+            cmocka_unit_test(test_interface_versions),
             cmocka_unit_test(test_host_order_accessors),
             cmocka_unit_test(test_host_settings_and_secrets),
             cmocka_unit_test(test_host_outcomes),

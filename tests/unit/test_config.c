@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config_load: a full file, defaults, every class of error at its exact FILE:LINE, many
  * errors at once, the environment over the file and alone, secrets from each source and
  * never in a message, URL rules, lookups, and the shipped example file. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -325,6 +327,7 @@ static void test_defaults(void **state)
         assert_int_equal(a->shutdown_deadline_ms, 30000);
         assert_int_equal(a->disconnect_grace_ms, 90000);
         assert_string_equal(a->log_level, "info");
+        assert_string_equal(a->log_format, "text");
         assert_string_equal(a->status_address, "127.0.0.1");
         assert_int_equal(a->status_port, 0);
         assert_int_equal(a->max_pending_results, 10000);
@@ -364,6 +367,8 @@ static void test_error_lines(void **state)
                      "[agent] journal_sync: not a boolean");
         expect_error("[agent]\nlog_level = loud\n" SERVER_OK, "log_level",
                      "[agent] log_level: must be one of error, warning, notice, info, debug");
+        expect_error("[agent]\nlog_format = xml\n" SERVER_OK, "log_format",
+                     "[agent] log_format: must be text or json");
         expect_error("[agent]\nstate_dir = relative/dir\n" SERVER_OK, "state_dir",
                      "[agent] state_dir: must be an absolute path");
         expect_error("[agent]\nstatus_address = localhost\n" SERVER_OK, "status_address",
@@ -633,6 +638,39 @@ static void test_env_only_errors(void **state)
         assert_null(cfg);
 }
 
+/* The one integer reader (whole numbers, and the digits of durations and sizes). */
+static void test_uints(void **state)
+{
+        static const struct {
+                const char *text;
+                int r;
+                uint64_t v;
+        } cases[] = {
+            {"0", 0, 0},
+            {"65535", 0, 65535},
+            {"007", 0, 7},
+            {"18446744073709551615", 0, UINT64_MAX},
+            {"18446744073709551616", -EINVAL, 0},
+            {"", -EINVAL, 0},
+            {"+1", -EINVAL, 0},
+            {"-1", -EINVAL, 0},
+            {" 1", -EINVAL, 0},
+            {"1 ", -EINVAL, 0},
+            {"1s", -EINVAL, 0},
+            {"0x10", -EINVAL, 0},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                uint64_t v = 42;
+                int r = config_parse_uint(cases[i].text, &v);
+                if (r != cases[i].r || (r == 0 && v != cases[i].v))
+                        fail_msg("'%s': %d %" PRIu64, cases[i].text, r, v);
+                if (r)
+                        assert_int_equal(v, 42); /* untouched on failure */
+        }
+        uint64_t v;
+        assert_int_equal(config_parse_uint(NULL, &v), -EINVAL);
+}
+
 static void test_durations(void **state)
 {
         static const struct {
@@ -774,6 +812,25 @@ static void test_credentials_directory(void **state)
         assert_int_equal(load(SERVER_OK, env2, &cfg, &d), 0);
         assert_string_equal(cfg->server.client_secret, "from-env");
         config_free(cfg);
+
+        /* A secret file passed as a variable (podman secret, type=env) ends in a newline:
+         * one is dropped, as from a file. */
+        char *env3[] = {"CONNECTOR_AGENT_SERVER_CLIENT_SECRET=from-env\n", NULL};
+        assert_int_equal(load(SERVER_OK, env3, &cfg, &d), 0);
+        assert_string_equal(cfg->server.client_secret, "from-env");
+        config_free(cfg);
+
+        /* Only one: anything else is a value on two lines, and the message names the
+         * variable and what to do. */
+        char *env4[] = {"CONNECTOR_AGENT_SERVER_CLIENT_SECRET=from-env\n\n", NULL};
+        assert_int_equal(load(SERVER_OK, env4, &cfg, &d), -EINVAL);
+        assert_diag(&d, "environment CONNECTOR_AGENT_SERVER_CLIENT_SECRET: the value has a line "
+                        "break inside: an environment value must be one line");
+        config_diag_clear(&d);
+        char *env5[] = {"CONNECTOR_AGENT_SERVER_CLIENT_ID=Job\n", NULL};
+        assert_int_equal(load(SERVER_OK, env5, &cfg, &d), -EINVAL);
+        assert_diag(&d, "environment CONNECTOR_AGENT_SERVER_CLIENT_ID: the value has a line break");
+        config_diag_clear(&d);
 }
 
 static void test_plain_secret_refused(void **state)
@@ -922,6 +979,55 @@ static void test_http_loopback(void **state)
             "token_url", "[server] token_url: plain http:// is allowed only to a loopback");
 }
 
+/* URLs are read by libcurl's parser, as the transfers will read them: an IPv4 address in
+ * another notation is the address curl connects to, a host name curl refuses is refused
+ * here (it used to pass until the first request), and the shapes curl tolerates but a
+ * base URL must not have stay refused. */
+static void test_url_as_curl_reads_it(void **state)
+{
+        static const char *const ok[] = {"http://127.1", "http://2130706433:8080/x",
+                                         "http://[::1%25lo]:8080", "https://h:00443"};
+        static const struct {
+                const char *url, *why;
+        } refused[] = {
+            {"https://h%20x", "is not a valid URL ("}, /* then libcurl's words */
+            {"https:///h", "has no host"},
+            {"http:/h", "must start with https://"},
+            {"https://h/?", "must not have a query or a fragment"},
+            {"https://h/#", "must not have a query or a fragment"},
+            {"https://@h", "must not carry credentials"},
+            {"https://[::1]:0", "has an invalid port"},
+            {"https://[::1]:", "has an invalid port"},
+            {"https://[::g]", "not a valid IPv6 address between [ ]"},
+            {"http://0x7f000001.example", "plain http:// is allowed only to a loopback host"},
+        };
+        char text[1024];
+        struct ca_config *cfg = NULL;
+        struct ca_config_diag d = {0};
+
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                snprintf(text, sizeof(text),
+                         "[server]\nurl = %s\nclient_id = J\nclient_secret_file = @DIR@/secret\n",
+                         ok[i]);
+                int r = load(text, NULL, &cfg, &d);
+                if (r) {
+                        dump(&d);
+                        fail_msg("%s refused", ok[i]);
+                }
+                config_free(cfg);
+        }
+        for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+                snprintf(text, sizeof(text),
+                         "[server]\nurl = %s\nclient_id = J\nclient_secret_file = @DIR@/secret\n",
+                         refused[i].url);
+                if (load(text, NULL, &cfg, &d) != -EINVAL)
+                        fail_msg("%s accepted", refused[i].url);
+                assert_diag(&d, "%s:2: [server] url: %s", conf, refused[i].why);
+                assert_int_equal(d.count, 1);
+                config_diag_clear(&d);
+        }
+}
+
 static void test_lines_and_limits(void **state)
 {
         /* Comments, a BOM, inline comments, ':' as separator, blank lines. */
@@ -940,7 +1046,7 @@ static void test_lines_and_limits(void **state)
         assert_string_equal(cfg->server.pinned_pubkey, "sha256//A;sha256//B");
         config_free(cfg);
 
-        /* A long value (beyond inih's default 200 characters) is kept whole. */
+        /* A long value (beyond libinih's default 200 characters) is kept whole. */
         char *buf = malloc(3 * BIG);
         assert_non_null(buf);
         int n = snprintf(buf, 3 * BIG, SERVER_OK "[connector c]\nbackend = sql\nquery = ");
@@ -1010,6 +1116,45 @@ static void test_free_null(void **state)
         assert_null(config_find_resource_type(NULL, "x"));
 }
 
+/* The journal's keys: a driver name, a connection for postgresql, one password source,
+ * and never a password in the connection string (config show prints it). */
+static void test_journal_keys(void **state)
+{
+        expect_error("[agent]\njournal = mysql\n" SERVER_OK, "journal = mysql",
+                     "[agent] journal: must be sqlite or postgresql");
+        expect_error("[agent]\njournal = postgresql\n" SERVER_OK, "[agent]",
+                     "[agent] journal_connection: journal = postgresql needs journal_connection");
+        expect_error("[agent]\njournal = postgresql\njournal_connection = host=db "
+                     "password=hunter2\n" SERVER_OK,
+                     "journal_connection", "[agent] journal_connection: must not carry a password");
+        expect_error("[agent]\njournal = postgresql\njournal_connection = "
+                     "postgresql://agent:hunter2@db/ca\n" SERVER_OK,
+                     "journal_connection", "[agent] journal_connection: must not carry a password");
+        expect_error("[agent]\njournal = postgresql\njournal_connection = host=db\n"
+                     "journal_password_file = /etc/p\njournal_password_credential = p\n" SERVER_OK,
+                     "journal_password_credential",
+                     "[agent] journal_password_credential: set only one");
+        struct ca_config *cfg = NULL;
+        struct ca_config_diag d = {0};
+        assert_int_equal(load("[agent]\njournal = postgresql\njournal_connection = "
+                              "postgresql://agent@db:5432/ca?sslmode=verify-full\n"
+                              "journal_password_credential = journal-password\n" SERVER_OK,
+                              NULL, &cfg, &d),
+                         0);
+        assert_string_equal(cfg->agent.journal, "postgresql");
+        assert_string_equal(cfg->agent.journal_connection,
+                            "postgresql://agent@db:5432/ca?sslmode=verify-full");
+        assert_string_equal(cfg->agent.journal_password_credential, "journal-password");
+        assert_null(cfg->agent.journal_password_file);
+        config_free(cfg);
+        config_diag_clear(&d);
+        cfg = NULL;
+        assert_int_equal(load(SERVER_OK, NULL, &cfg, &d), 0);
+        assert_string_equal(cfg->agent.journal, "sqlite");
+        config_free(cfg);
+        config_diag_clear(&d);
+}
+
 /* packaging/agent.conf.example documents every key of every table and loads. */
 static void test_example_file(void **state)
 {
@@ -1063,6 +1208,106 @@ static void test_example_file(void **state)
         config_free(cfg);
 }
 
+/* A reload names each key that waits for a restart, from the keyword table, and none
+ * of those that apply at once. */
+static void test_restart_keys(void **state)
+{
+        static const char before[] = SERVER_OK "[agent]\nlog_level = info\nstatus_port = 0\n"
+                                               "[connector c]\nbackend = file\nmax_parallel = 4\n"
+                                               "poll_interval = 30s\n";
+        static const char after[] = "[server]\nurl = https://other.example.com\n"
+                                    "client_id = Job@idm.example.com\n"
+                                    "client_secret_file = @DIR@/secret\n"
+                                    "[agent]\nlog_level = debug\nstatus_port = 9187\n"
+                                    "[connector c]\nbackend = file\nmax_parallel = 8\n"
+                                    "poll_interval = 5s\n";
+        struct ca_config *a = NULL, *b = NULL;
+        struct ca_config_diag d = {0};
+        char why[256] = "";
+        assert_int_equal(load(before, NULL, &a, &d), 0);
+        assert_int_equal(load(after, NULL, &b, &d), 0);
+        /* token_url follows url when not set, so it changed too. */
+        assert_int_equal(config_changed_keys(a, b, true, why, sizeof(why)), 4);
+        assert_string_equal(why, "[server] url, [server] token_url, [agent] status_port, "
+                                 "[connector c] max_parallel");
+        why[0] = '\0';
+        assert_int_equal(config_changed_keys(a, a, false, why, sizeof(why)), 0);
+        assert_string_equal(why, "");
+        /* Truncated, never overrun. */
+        char small[12] = "";
+        assert_int_equal(config_changed_keys(a, b, true, small, sizeof(small)), 4);
+        assert_true(strlen(small) < sizeof(small));
+        /* Everything that changed, for "nothing changed": the live keys too. */
+        why[0] = '\0';
+        assert_int_equal(config_changed_keys(a, b, false, why, sizeof(why)), 6);
+        assert_string_equal(why, "[server] url, [server] token_url, [agent] log_level, "
+                                 "[agent] status_port, [connector c] poll_interval, "
+                                 "[connector c] max_parallel");
+        config_free(b);
+
+        /* A back-end setting waits; a mapping applies at once but is a change. */
+        b = NULL;
+        assert_int_equal(load(SERVER_OK "[agent]\nlog_level = info\nstatus_port = 0\n"
+                                        "[connector c]\nbackend = file\nmax_parallel = 4\n"
+                                        "poll_interval = 30s\ndirectory = /x\n"
+                                        "[resource-type T]\nconnector = c\n",
+                              NULL, &b, &d),
+                         0);
+        why[0] = '\0';
+        assert_int_equal(config_changed_keys(a, b, true, why, sizeof(why)), 1);
+        assert_string_equal(why, "[connector c] back-end settings");
+        why[0] = '\0';
+        assert_int_equal(config_changed_keys(a, b, false, why, sizeof(why)), 2);
+        assert_string_equal(why, "[connector c] back-end settings, resource-type mappings");
+        config_free(a);
+        config_free(b);
+}
+
+/* The reader's dialect (libinih's): comments, inline " ;" comments, ':' as separator,
+ * blanks (isspace) around names and values, continuation lines, and every error once,
+ * at its own line. */
+static void test_reader_dialect(void **state)
+{
+        static const char text[] = "\xEF\xBB\xBF; a BOM, then a comment\n" /* 1 */
+                                   "# another\n"                           /* 2 */
+            SERVER_OK                                                      /* 3-6 */
+                                   "[connector c] ; trailing words\n"      /* 7 */
+                                   "backend: sql\n"                        /* 8 */
+                                   "query =\n"                             /* 9 */
+                                   "  SELECT a;b ; not this\n"             /* 10 */
+                                   "\t\n"                                  /* 11: blank */
+                                   "\v FROM t\r\n"                         /* 12 */
+                                   "  ; an indented comment\n"             /* 13 */
+                                   "odd key \t=\t  v=w:x \f\n";            /* 14 */
+        struct ca_config *cfg = NULL;
+        struct ca_config_diag d = {0};
+        int r = load(text, NULL, &cfg, &d);
+        if (r)
+                dump(&d);
+        assert_int_equal(r, 0);
+        const struct ca_settings *st = &cfg->connectors[0].settings;
+        assert_string_equal(cfg->connectors[0].backend, "sql");
+        assert_string_equal(config_setting(st, "query"), "SELECT a;b\nFROM t");
+        assert_int_equal(config_setting_line(st, "query"), 9);
+        assert_string_equal(config_setting(st, "odd key"), "v=w:x");
+        config_free(cfg);
+
+        /* "[agent ;x]" was one problem reported twice (the header's own, and libinih's
+         * "syntax error" for the same line): now once. */
+        assert_int_equal(load(SERVER_OK "[agent ;x]\n", NULL, &cfg, &d), -EINVAL);
+        assert_diag(&d, "%s:5: [agent]: this section takes no name", conf);
+        assert_int_equal(d.count, 1);
+        config_diag_clear(&d);
+
+        /* A line indented with a form feed after a key continues it, as libinih read it;
+         * it used to be filed under the previous key's name ("duplicate key"). */
+        assert_int_equal(load(SERVER_OK "[agent]\nlog_level = info\n\f k = v\n", NULL, &cfg, &d),
+                         -EINVAL);
+        assert_diag(&d, "%s:6: [agent] log_level: continues on an indented line", conf);
+        assert_int_equal(d.count, 1);
+        config_diag_clear(&d);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1080,16 +1325,21 @@ int main(void)
             T(test_env_only_errors),
             cmocka_unit_test(test_durations),
             cmocka_unit_test(test_sizes),
+            cmocka_unit_test(test_uints),
             T(test_secret_modes),
             T(test_credentials_directory),
             T(test_plain_secret_refused),
             T(test_no_secret_in_diagnostics),
             T(test_http_loopback),
+            T(test_url_as_curl_reads_it),
             T(test_lines_and_limits),
+            T(test_reader_dialect),
             cmocka_unit_test(test_env_name),
             T(test_env_name_clash),
             cmocka_unit_test(test_free_null),
             T(test_example_file),
+            T(test_restart_keys),
+            T(test_journal_keys),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of the executor against the real testbackend plug-in, with a real event loop:
  * per-resource ordering, parallelism, the circuit breaker, drain, probe, free with work
  * queued, session failures and the stall report. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@ struct seen {
         char key[64];
         int rc;
         enum executor_op op;
+        enum executor_op submitted;
         enum ca_backend_probe probe;
         int result_set;
         enum ca_backend_state state;
@@ -74,6 +77,7 @@ static void on_done(void *ctx, struct executor_outcome *o)
         snprintf(s->key, sizeof(s->key), "%s", o->order->key);
         s->rc = o->rc;
         s->op = o->op;
+        s->submitted = o->submitted;
         s->probe = o->probe;
         s->result_set = o->result.set;
         s->state = o->result.state;
@@ -613,16 +617,19 @@ static void test_probe_and_describe(void **state)
         assert_int_equal(seen_find(f, "k1")->op, EXECUTOR_PROBE);
         assert_int_equal(seen_find(f, "k1")->probe, CA_BACKEND_PROBE_APPLIED);
         assert_string_equal(seen_find(f, "k1")->rid, "test:k1");
+        /* Not applied: executed in its place, before anything queued after it. */
         assert_int_equal(seen_find(f, "k2")->rc, CA_BACKEND_OK);
-        assert_int_equal(seen_find(f, "k2")->probe, CA_BACKEND_PROBE_NOT_APPLIED);
+        assert_int_equal(seen_find(f, "k2")->submitted, EXECUTOR_PROBE);
+        assert_int_equal(seen_find(f, "k2")->op, EXECUTOR_EXECUTE);
+        assert_int_equal(seen_find(f, "k2")->state, CA_BACKEND_EXECUTED);
         assert_int_equal(seen_find(f, "k3")->rc, CA_BACKEND_OK);
         assert_int_equal(seen_find(f, "k3")->op, EXECUTOR_DESCRIBE);
         assert_string_equal(seen_find(f, "k3")->message, "would record k3");
-        assert_int_equal(count_lines(f->state_file), 1);
+        assert_int_equal(count_lines(f->state_file), 2);
         fixture_free(f);
 }
 
-/* Errored, in-doubt and invalid outcomes pass through untouched. */
+/* Errored and invalid outcomes pass through untouched; an in-doubt one is probed. */
 static void test_outcomes_pass_through(void **state)
 {
         struct fixture *f = fixture_new(2, NULL);
@@ -639,8 +646,10 @@ static void test_outcomes_pass_through(void **state)
         assert_int_equal(f->seen[0].rc, CA_BACKEND_OK);
         assert_int_equal(f->seen[0].state, CA_BACKEND_ERRORED);
         assert_non_null(strstr(f->seen[0].message, "o1"));
-        assert_int_equal(f->seen[1].rc, CA_BACKEND_EINDOUBT);
-        assert_non_null(strstr(f->seen[1].error, "o2"));
+        /* Applied, then in doubt: the probe on the spot finds it applied. */
+        assert_int_equal(f->seen[1].rc, CA_BACKEND_OK);
+        assert_int_equal(f->seen[1].op, EXECUTOR_PROBE);
+        assert_int_equal(f->seen[1].probe, CA_BACKEND_PROBE_APPLIED);
         assert_int_equal(f->seen[2].rc, CA_BACKEND_EINVALID);
         assert_int_equal(f->seen[3].rc, CA_BACKEND_OK);
         assert_int_equal(f->seen[3].state, CA_BACKEND_EXECUTED);
@@ -649,6 +658,66 @@ static void test_outcomes_pass_through(void **state)
         assert_int_equal(state_count(f, "o2"), 1);
         assert_int_equal(state_count(f, "o3"), 0);
         assert_int_equal(state_count(f, "o4"), 1);
+        fixture_free(f);
+}
+
+/* Lines of the state file, in order, joined by spaces (keys only). */
+static void state_keys(struct fixture *f, char *buf, size_t len)
+{
+        char *text = read_file(f->state_file), *line, *save = NULL;
+
+        buf[0] = '\0';
+        for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                size_t n = strcspn(line, " ");
+                snprintf(buf + strlen(buf), len - strlen(buf), "%s%.*s", buf[0] ? " " : "", (int)n,
+                         line);
+        }
+        free(text);
+}
+
+/* An order whose execute ends in doubt without having been applied (a timeout before
+ * the target acted) is probed and executed again before the later orders of its
+ * assignment: never behind them, and answered by what really happened. */
+static void test_in_doubt_execute_keeps_its_place(void **state)
+{
+        struct fixture *f = fixture_new(1, NULL);
+        char keys[256];
+
+        fixture_start(f, 20);
+        submit(f, "a1", "a", "indoubt_once", EXECUTOR_EXECUTE);
+        submit(f, "a2", "a", NULL, EXECUTOR_EXECUTE);
+        submit(f, "a3", "a", NULL, EXECUTOR_EXECUTE);
+        target_count = 3;
+        assert_true(run_until(f, seen_target, LOOP_BUDGET));
+        seen_once_each(f, 3);
+        state_keys(f, keys, sizeof(keys));
+        assert_string_equal(keys, "a1 a2 a3");
+        assert_string_equal(f->seen[0].key, "a1");
+        assert_int_equal(f->seen[0].rc, CA_BACKEND_OK);
+        assert_int_equal(f->seen[0].op, EXECUTOR_EXECUTE);
+        assert_int_equal(f->seen[0].state, CA_BACKEND_EXECUTED);
+        fixture_free(f);
+}
+
+/* After a crash: an in-doubt order whose probe answers "not applied" runs before the
+ * orders of its assignment that were fetched after it. */
+static void test_probe_not_applied_keeps_its_place(void **state)
+{
+        struct fixture *f = fixture_new(1, NULL);
+        char keys[256];
+
+        fixture_start(f, 20);
+        submit(f, "b1", "b", NULL, EXECUTOR_PROBE);
+        submit(f, "b2", "b", NULL, EXECUTOR_EXECUTE);
+        target_count = 2;
+        assert_true(run_until(f, seen_target, LOOP_BUDGET));
+        seen_once_each(f, 2);
+        state_keys(f, keys, sizeof(keys));
+        assert_string_equal(keys, "b1 b2");
+        assert_string_equal(f->seen[0].key, "b1");
+        assert_int_equal(f->seen[0].submitted, EXECUTOR_PROBE);
+        assert_int_equal(f->seen[0].op, EXECUTOR_EXECUTE);
+        assert_int_equal(f->seen[0].state, CA_BACKEND_EXECUTED);
         fixture_free(f);
 }
 
@@ -731,6 +800,41 @@ static void test_stall_report(void **state)
         fixture_free(f);
 }
 
+/* The shared journal's lease: while the journal has not answered for half of it, no
+ * job starts (the instance may have lost its connector to another); once the loop
+ * proves it again, the queued jobs run, in order. */
+static void test_lease_holds_jobs_back(void **state)
+{
+        struct fixture *f = fixture_new(2, NULL);
+        _Atomic uint64_t contact = 0;
+
+        fixture_start(f, 20);
+        executor_set_lease(f->e, &contact, 2000);
+        for (int i = 0; i < 6; i++) {
+                char key[32];
+                snprintf(key, sizeof(key), "l-%d", i);
+                submit(f, key, i % 2 ? "a" : "b", NULL, EXECUTOR_EXECUTE);
+        }
+        run_for(f, 300);
+        assert_int_equal(f->nseen, 0); /* the journal never answered: nothing started */
+        atomic_store(&contact, time_mono_ms());
+        target_count = 6;
+        assert_true(run_until(f, seen_target, LOOP_BUDGET));
+        seen_once_each(f, 6);
+
+        /* Stale again (the last answer 1.5 s ago, past half the lease): held again. */
+        atomic_store(&contact, time_mono_ms() - 1500);
+        submit(f, "l-late", "a", NULL, EXECUTOR_EXECUTE);
+        run_for(f, 300);
+        assert_int_equal(f->nseen, 6);
+        /* A stop with a job held back hands it back unstarted. */
+        executor_drain(f->e);
+        assert_true(run_until(f, is_idle, LOOP_BUDGET));
+        assert_int_equal(f->nseen, 7);
+        assert_int_equal(f->seen[6].rc, EXECUTOR_ABANDONED);
+        fixture_free(f);
+}
+
 static int group_setup(void **state)
 {
         char dir[512];
@@ -768,9 +872,12 @@ int main(void)
             cmocka_unit_test(test_drain_abandons_queued),
             cmocka_unit_test(test_probe_and_describe),
             cmocka_unit_test(test_outcomes_pass_through),
+            cmocka_unit_test(test_in_doubt_execute_keeps_its_place),
+            cmocka_unit_test(test_probe_not_applied_keeps_its_place),
             cmocka_unit_test(test_free_with_work_queued),
             cmocka_unit_test(test_session_open_failure),
             cmocka_unit_test(test_stall_report),
+            cmocka_unit_test(test_lease_holds_jobs_back),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for common/order.c: the ProvisioningData page and order parser and keys. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -636,6 +637,70 @@ static void test_deep_nesting(void **state)
         free(body);
 }
 
+/* Each order's text is its slice of the page, whitespace between tokens dropped: the same
+ * JSON value as the order's tree, with strings (brackets, quotes, escapes inside them) as
+ * the server wrote them; an invalid entry next to it takes no slice away. */
+static void test_order_text_is_page_slice(void **state)
+{
+        (void)state;
+        const char *body =
+            "{ \"ContinuationToken\" : \"t [ { \\\" \" ,\n"
+            "  \"Other\": {\"ProvisioningOrdersList\": [1, 2]},\n"
+            "  \"ProvisioningOrdersList\" : [\n"
+            "    { \"Id\" : \"o-1\", \"AssignedResourceTypeId\" : \"9\",\n"
+            "      \"ChangeType\" : \"Added\",\n"
+            "      \"Changes\" : { \"cn\" : \"a ] } , \\\" \\\\ \\u00e9 \\/ x\" ,\n"
+            "                    \"n\" : [ 1.50 , -2e3 , true , null , [ ] , { } ] } } ,\n"
+            "    42 ,\n"
+            "    {\"Id\":\"o-2\",\"AssignedResourceTypeId\":\"9\",\"ChangeType\":\"Deleted\"}\n"
+            "  ]\n"
+            "}";
+        struct ca_order_page page;
+        struct ca_error err;
+        assert_int_equal(parse_page(body, &page, &err), 0);
+        assert_int_equal(page.count, 2);
+        assert_int_equal(page.skipped, 1);
+        assert_string_equal(order_json_text(page.orders[0]),
+                            "{\"Id\":\"o-1\",\"AssignedResourceTypeId\":\"9\","
+                            "\"ChangeType\":\"Added\",\"Changes\":{\"cn\":\"a ] } , \\\" \\\\ "
+                            "\\u00e9 \\/ x\",\"n\":[1.50,-2e3,true,null,[],{}]}}");
+        assert_string_equal(
+            order_json_text(page.orders[1]),
+            "{\"Id\":\"o-2\",\"AssignedResourceTypeId\":\"9\",\"ChangeType\":\"Deleted\"}");
+        for (size_t i = 0; i < page.count; i++) {
+                json_t *back = json_loads(order_json_text(page.orders[i]), 0, NULL);
+                assert_non_null(back);
+                assert_true(json_equal(back, page.orders[i]->json));
+                json_decref(back);
+        }
+        order_page_clear(&page);
+
+        /* A list the scan does not find as written (its key escaped): the text is the
+         * dump of the tree, as before. */
+        assert_int_equal(parse_page("{\"Provisioning\\u004frdersList\":[{\"Id\":\"o-3\","
+                                    "\"AssignedResourceTypeId\":\"9\",\"ChangeType\": "
+                                    "\"Added\",\"Changes\":{\"k\":\"\\u00e9\"}}]}",
+                                    &page, &err),
+                         0);
+        assert_int_equal(page.count, 1);
+        assert_string_equal(order_json_text(page.orders[0]),
+                            "{\"Id\":\"o-3\",\"AssignedResourceTypeId\":\"9\",\"ChangeType\":"
+                            "\"Added\",\"Changes\":{\"k\":\"\xc3\xa9\"}}");
+        order_page_clear(&page);
+
+        /* jansson reads past a NUL byte, the scan would not: the dump again. */
+        static const char with_nul[] = "{\"ProvisioningOrdersList\":[{\"Id\":\"o-4\","
+                                       "\"AssignedResourceTypeId\":\"9\",\"ChangeType\":"
+                                       "\"Added\",\"Owner\":{\"Id\": 5\0 }}]}";
+        ca_error_clear(&err);
+        assert_int_equal(order_page_parse(with_nul, sizeof(with_nul) - 1, &page, &err), 0);
+        assert_int_equal(page.count, 1);
+        char *dump = json_dumps(page.orders[0]->json, JSON_COMPACT | JSON_ENCODE_ANY);
+        assert_string_equal(order_json_text(page.orders[0]), dump);
+        free(dump);
+        order_page_clear(&page);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -648,6 +713,7 @@ int main(void)
             cmocka_unit_test(test_integer_ids_and_nulls),
             cmocka_unit_test(test_order_from_json_direct),
             cmocka_unit_test(test_rebuild_from_stored_json),
+            cmocka_unit_test(test_order_text_is_page_slice),
             cmocka_unit_test(test_skipped_entries),
             cmocka_unit_test(test_good_next_to_bad),
             cmocka_unit_test(test_page_top_level),

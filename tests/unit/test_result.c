@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for common/result.c: results, the ProvisioningResults body, the answer. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,8 @@
 #include <string.h>
 
 #include "order.h"
+#include "timeutil.h"
+#include "utf8.h"
 
 #define EXECUTED_AT 1795342502 /* date -u -d "2026-11-22 10:15:02" +%s */
 
@@ -323,6 +326,104 @@ static void test_ack_parse_bad(void **state)
         assert_int_equal(results_ack_parse(NULL, 5, &rec, &dup, NULL), -EBADMSG);
 }
 
+/* What results_body wrote when it built a jansson tree and dumped it (JSON_COMPACT): the
+ * body written straight into a buffer must be the same bytes. */
+static void old_field(json_t *o, const char *k, const char *v)
+{
+        json_t *s = json_string(v);
+        if (!s) {
+                char *fixed = utf8_dup(v, strlen(v) * 3 + 3);
+                s = json_string(fixed);
+                free(fixed);
+        }
+        assert_non_null(s);
+        json_object_set_new(o, k, s);
+}
+
+static char *old_body(const char *conn, const char *agent, struct ca_result *const *rs, size_t n)
+{
+        json_t *root = json_object(), *list = json_array();
+        old_field(root, "ConnectorId", conn);
+        old_field(root, "AgentIdentifier", agent);
+        for (size_t i = 0; i < n; i++) {
+                const struct ca_result *r = rs[i];
+                char when[32];
+                json_t *e = json_object();
+                time_iso8601(r->executed_at, when, sizeof(when));
+                if (r->id)
+                        old_field(e, "Id", r->id);
+                old_field(e, "AssignmentId", r->assignment_id ? r->assignment_id : "");
+                old_field(e, "ProvisioningState", result_state_name(r->state));
+                old_field(e, "Message", r->message ? r->message : "");
+                old_field(e, "ChangeType", r->change_type ? r->change_type : "");
+                if (r->owner_id)
+                        old_field(e, "OwnerId", r->owner_id);
+                if (r->owner_type)
+                        old_field(e, "OwnerType", r->owner_type);
+                if (r->resource_identifier)
+                        old_field(e, "ResourceIdentifier", r->resource_identifier);
+                old_field(e, "ExecutedAt", when);
+                json_array_append_new(list, e);
+        }
+        json_object_set_new(root, "ProvisioningResults", list);
+        char *text = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        return text;
+}
+
+static void test_results_body_same_bytes_as_jansson(void **state)
+{
+        (void)state;
+        char controls[40];
+        for (int c = 1; c < 0x20; c++)
+                controls[c - 1] = (char)c;
+        snprintf(controls + 0x1f, sizeof(controls) - 0x1f, "\x7f/");
+        const char *texts[] = {"",
+                               "plain",
+                               "quote \" backslash \\ slash / end",
+                               controls,
+                               "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xef\xbf\xbf",
+                               "bad \xff byte \xc0\x80 overlong \xed\xa0\x80 surrogate",
+                               "cut \xe2\x82",
+                               "\xf4\x90\x80\x80 past U+10FFFF"};
+        size_t nt = sizeof(texts) / sizeof(texts[0]);
+        struct ca_result rs[16];
+        struct ca_result *ptrs[16];
+        for (size_t i = 0; i < nt * 2; i++) {
+                const char *t = texts[i % nt];
+                rs[i] = (struct ca_result){
+                    .order_key = "k",
+                    .id = i % 3 ? (char *)t : NULL,
+                    .assignment_id = i % 4 ? (char *)t : NULL,
+                    .state = i % 2 ? CA_RESULT_EXECUTED : CA_RESULT_ERRORED,
+                    .message = i % 5 ? (char *)t : NULL,
+                    .change_type = (char *)t,
+                    .owner_id = i % 2 ? (char *)t : NULL,
+                    .owner_type = i % 3 == 1 ? (char *)t : NULL,
+                    .resource_identifier = i >= nt ? (char *)t : NULL,
+                    .executed_at = EXECUTED_AT + (int64_t)i,
+                };
+                ptrs[i] = &rs[i];
+        }
+        for (size_t n = 0; n <= nt * 2; n++) {
+                char *want = old_body(texts[n % nt], texts[(n + 3) % nt], ptrs, n);
+                char *got = results_body(texts[n % nt], texts[(n + 3) % nt], ptrs, n);
+                assert_non_null(want);
+                assert_non_null(got);
+                if (strcmp(want, got) != 0)
+                        fail_msg("results_body differs from jansson's:\n got  %s\n want %s", got,
+                                 want);
+                free(want);
+                free(got);
+        }
+        /* NULL names are "" as before. */
+        char *want = old_body("", "", ptrs, 1);
+        char *got = results_body(NULL, NULL, ptrs, 1);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -331,6 +432,7 @@ int main(void)
             cmocka_unit_test(test_message_utf8),
             cmocka_unit_test(test_message_cap),
             cmocka_unit_test(test_results_body_repairs_foreign_results),
+            cmocka_unit_test(test_results_body_same_bytes_as_jansson),
             cmocka_unit_test(test_result_from_order_without_assignment),
             cmocka_unit_test(test_ack_parse_good),
             cmocka_unit_test(test_ack_parse_bad),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* secret_read_file: modes, symlinks, size and newline rules, and that no message ever
  * carries the content. */
 #include <errno.h>

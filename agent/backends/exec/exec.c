@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* exec: the back-end that runs a program per order (backends.md, "exec").
  *
  * [connector NAME]: command = "/abs/path arg 'quoted arg'" (no shell), probe_command
@@ -8,23 +9,30 @@
  * The program runs without a shell, in its own process group, with a scrubbed
  * environment, the order's JSON on its standard input and its output read through
  * pipes with caps. A program that outlives its timeout gets SIGTERM, then SIGKILL, and
- * is always reaped before execute returns: an order never leaves a process behind. */
+ * is always reaped before execute returns: an order never leaves a process behind. It
+ * is killed with the agent too (PR_SET_PDEATHSIG), so that after a crash no program of
+ * the earlier run is still applying an order while the new one probes it; and because
+ * that does not reach what the program started in turn, its process group is recorded
+ * in the state directory while it runs (children.h), and the plug-in's start-up ends the
+ * groups a killed agent left before any order is probed or run. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <connector-agent/backend.h>
+
+#include "children.h"
 
 #define EXEC_MAX_ARGS         64
 #define EXEC_MAX_ENV          32
@@ -40,6 +48,9 @@
 #define EXEC_SAFE_PATH        "PATH=/usr/bin:/bin"
 
 static const struct ca_host *host;
+/* The records of running programs; NULL when the host offers no state directory (doctor,
+ * --check-config, --dry-run: they run no orders). Set at start-up, before any instance. */
+static struct children *children;
 
 struct exec_command {
         char *argv[EXEC_MAX_ARGS + 1];
@@ -413,38 +424,125 @@ static void env_free(char **envp)
         free(envp);
 }
 
-static int spawn(const struct exec_command *cmd, char **envp, int in, int out, int errfd,
-                 pid_t *pid)
+/* Closes every descriptor from 3 up except keep (the child's exec-error pipe). */
+static void close_inherited(int keep)
 {
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t none, defaults;
-        int rc;
+        if (keep > 3 && close_range(3, (unsigned)keep - 1, 0) < 0 && errno == ENOSYS) {
+                for (int fd = 3; fd < keep; fd++)
+                        close(fd);
+        }
+        if (close_range((unsigned)keep + 1, ~0U, 0) < 0 && errno == ENOSYS) {
+                for (int fd = keep + 1; fd < 65536; fd++)
+                        close(fd);
+        }
+}
 
-        posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
-        posix_spawn_file_actions_adddup2(&fa, in, STDIN_FILENO);
-        posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO);
-        posix_spawn_file_actions_adddup2(&fa, errfd, STDERR_FILENO);
-        /* Descriptors the agent opened without O_CLOEXEC stay with the agent. */
-        posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
-        /* The agent ignores SIGPIPE and blocks signals in its workers; the program gets
-         * the defaults, and a group of its own so that a timeout reaches its children. */
-        sigemptyset(&none);
-        sigemptyset(&defaults);
-        int sigs[] = {SIGPIPE, SIGINT,  SIGTERM, SIGHUP, SIGQUIT,
-                      SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM};
+/* dup2 that also keeps a descriptor already in place across exec. */
+static int move_fd(int fd, int target)
+{
+        if (fd != target)
+                return dup2(fd, target);
+        int fl = fcntl(fd, F_GETFD);
+        return fl < 0 ? -1 : fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+}
+
+/* The child between fork and exec: async-signal-safe calls only. Waits for one byte on
+ * go (the parent has recorded its group), then reports a failure's errno on report
+ * (close-on-exec, so a successful exec closes it with nothing sent). */
+static _Noreturn void child_exec(const struct exec_command *cmd, char **envp, int in, int out,
+                                 int errfd, int report, int go, pid_t parent)
+{
+        static const int sigs[] = {SIGPIPE, SIGINT,  SIGTERM, SIGHUP, SIGQUIT,
+                                   SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM};
+        struct sigaction dfl;
+        sigset_t none;
+        int e;
+
+        /* A group of its own, so that a timeout reaches its children; and it dies with
+         * the agent: a program that outlived a killed agent would still be applying its
+         * order while the restarted agent probes it ("not applied") and runs it again. */
+        setpgid(0, 0);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(127); /* the agent is already gone */
+        /* Nothing runs before the group is on record: end of file without the byte means
+         * the parent could not record it. */
+        char byte;
+        ssize_t got;
+        do
+                got = read(go, &byte, 1);
+        while (got < 0 && errno == EINTR);
+        if (got != 1)
+                _exit(127);
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
         for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-                sigaddset(&defaults, sigs[i]);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &defaults);
-        posix_spawnattr_setpgroup(&attr, 0);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                            POSIX_SPAWN_SETPGROUP);
-        rc = posix_spawn(pid, cmd->argv[0], &fa, &attr, cmd->argv, envp);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        return rc;
+                sigaction(sigs[i], &dfl, NULL);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (move_fd(in, STDIN_FILENO) < 0 || move_fd(out, STDOUT_FILENO) < 0 ||
+            move_fd(errfd, STDERR_FILENO) < 0)
+                goto fail;
+        /* Descriptors the agent opened without O_CLOEXEC stay with the agent. */
+        close_inherited(report);
+        execve(cmd->argv[0], cmd->argv, envp);
+fail:
+        e = errno;
+        while (write(report, &e, sizeof(e)) < 0 && errno == EINTR)
+                ;
+        _exit(127);
+}
+
+/* Starts cmd; 0 with *pid set, or the errno that kept it from running. A failure to
+ * record its group is also the errno, with *record_failed set and why in msg. */
+static int spawn(const struct exec_command *cmd, char **envp, int in, int out, int errfd,
+                 pid_t *pid, int *record_failed, char *msg, size_t msglen)
+{
+        int report[2], go[2], e = 0;
+        pid_t parent = getpid();
+        ssize_t n;
+
+        if (pipe2(report, O_CLOEXEC) < 0)
+                return errno;
+        if (pipe2(go, O_CLOEXEC) < 0) {
+                e = errno;
+                close(report[0]);
+                close(report[1]);
+                return e;
+        }
+        *pid = fork();
+        if (*pid < 0) {
+                e = errno;
+                close(report[0]);
+                close(report[1]);
+                close(go[0]);
+                close(go[1]);
+                return e;
+        }
+        if (*pid == 0)
+                child_exec(cmd, envp, in, out, errfd, report[1], go[0], parent);
+        close(report[1]);
+        close(go[0]);
+        /* Both sides set the group, so that it exists before it is recorded. */
+        setpgid(*pid, *pid);
+        int rc = children ? children_add(children, *pid, msg, msglen) : 0;
+        if (rc == 0) {
+                while (write(go[1], "g", 1) < 0 && errno == EINTR)
+                        ;
+        }
+        close(go[1]);
+        do
+                n = read(report[0], &e, sizeof(e));
+        while (n < 0 && errno == EINTR);
+        close(report[0]);
+        if (rc < 0 || n == (ssize_t)sizeof(e)) {
+                while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                if (rc == 0 && children)
+                        children_remove(children, *pid);
+                *record_failed = rc < 0;
+                return rc < 0 ? -rc : e ? e : EIO;
+        }
+        return 0;
 }
 
 static int set_nonblock(int fd)
@@ -484,12 +582,18 @@ static int run_program(const struct exec_instance *inst, const struct exec_comma
         sigaddset(&pipe_set, SIGPIPE);
         pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
 
-        r->spawn_error = spawn(cmd, envp, in[0], out[1], errp[1], &pid);
+        int record_failed = 0;
+        char why[512] = "";
+        r->spawn_error =
+            spawn(cmd, envp, in[0], out[1], errp[1], &pid, &record_failed, why, sizeof(why));
         close_fd(&in[0]);
         close_fd(&out[1]);
         close_fd(&errp[1]);
         if (r->spawn_error) {
                 pid = -1;
+                /* Not the program's fault, and nothing ran: the order waits. */
+                if (record_failed)
+                        rc = host->error(err, CA_BACKEND_EUNAVAILABLE, NULL, "%s", why);
                 goto unmask;
         }
         set_nonblock(in[1]);
@@ -585,6 +689,8 @@ static int run_program(const struct exec_instance *inst, const struct exec_comma
         }
         if (r->timed_out)
                 kill(-pid, SIGKILL); /* whatever it started in its group goes too */
+        if (children)
+                children_remove(children, pid); /* reaped: its number may be reused now */
         r->out[r->out_len] = '\0';
 
 unmask:
@@ -865,9 +971,43 @@ static int exec_describe(void *session, const struct ca_backend_order *order,
         return CA_BACKEND_OK;
 }
 
+static void say_ended(const char *line)
+{
+        host->log(CA_BACKEND_LOG_WARNING, "%s", line);
+}
+
+/* Before any order is probed or run, end what the programs of a killed agent left
+ * running. The agent loads a plug-in once per process; a second load (tests) shares the
+ * first one's records, which running programs may be using. Main thread. */
+static unsigned startups;
+
+static int exec_startup(const struct ca_host *h, struct ca_backend_error *err)
+{
+        char msg[512];
+        if (startups > 0) {
+                startups++;
+                return CA_BACKEND_OK;
+        }
+        const char *dir = CA_BACKEND_HOST_HAS(h, state_dir) ? h->state_dir() : NULL;
+        if (dir &&
+            children_open(dir, EXEC_KILL_GRACE_MS, say_ended, &children, msg, sizeof(msg)) < 0)
+                return h->error(err, CA_BACKEND_EINTERNAL, NULL, "%s", msg);
+        startups = 1;
+        return CA_BACKEND_OK;
+}
+
+static void exec_shutdown(void)
+{
+        if (startups > 0 && --startups == 0) {
+                children_free(children);
+                children = NULL;
+        }
+}
+
 static const struct ca_backend_ops ops = {
     .abi_version = CA_BACKEND_ABI_VERSION,
     .size = sizeof(struct ca_backend_ops),
+    .signature = CA_BACKEND_SIGNATURE,
     .name = "exec",
     .description = "runs a program per order, the order as JSON on its standard input",
     .instance_new = exec_instance_new,
@@ -879,6 +1019,8 @@ static const struct ca_backend_ops ops = {
     .probe = exec_probe,
     .check = exec_check,
     .describe = exec_describe,
+    .startup = exec_startup,
+    .shutdown = exec_shutdown,
 };
 
 CA_BACKEND_DEFINE_ENTRY(ops, host, log)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* file: the back-end that writes each order as one JSON document (backends.md, "file").
  * [connector NAME]: directory (must exist). No mapping settings.
  *
@@ -384,6 +385,7 @@ static int file_describe(void *session, const struct ca_backend_order *order,
 static const struct ca_backend_ops ops = {
     .abi_version = CA_BACKEND_ABI_VERSION,
     .size = sizeof(struct ca_backend_ops),
+    .signature = CA_BACKEND_SIGNATURE,
     .name = "file",
     .description = "writes each order as a JSON file, atomically",
     .instance_new = file_instance_new,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ldap: the LDAP back-end plug-in: connector settings, mapping settings, sessions and
  * the entry point. Connections are in ldap_conn.c, the order logic in ldap_order.c. */
 #include <stdio.h>
@@ -21,6 +22,7 @@ static const char *const connector_keys[] = {
     "order_timeout",
     "network_timeout",
     "permissive_modify",
+    "directory",
     /* the agent's own keys in every [connector] section */
     "backend",
     "poll_interval",
@@ -29,9 +31,23 @@ static const char *const connector_keys[] = {
 };
 
 static const char *const mapping_keys[] = {
-    "base_dn",         "rdn_attribute",        "rdn_change", "object_class",
-    "group_attribute", "membership_attribute", "attributes", "ignore",
-    "connector", /* the agent's own key in every [resource-type] section */
+    "base_dn",
+    "rdn_attribute",
+    "rdn_change",
+    "object_class",
+    "group_attribute",
+    "membership_attribute",
+    "attributes",
+    "ignore",
+    "enabled_change",
+    "enabled_attribute",
+    "enabled_value",
+    "disabled_value",
+    "password_change",
+    "move_change",
+    "key_attribute",
+    /* the agent's own key in every [resource-type] section */
+    "connector",
 };
 
 static int key_known(const char *k, const char *const *keys, size_t n)
@@ -154,6 +170,21 @@ static int lb_instance_new(const struct ca_host *h, const struct ca_backend_sett
                               "permissive_modify = %s: expected auto, yes or no", perm);
         }
 
+        const char *dir = h->setting(s, "directory");
+        if (!dir || !strcasecmp(dir, "auto"))
+                in->directory = LB_DIR_AUTO;
+        else if (!strcasecmp(dir, "active-directory"))
+                in->directory = LB_DIR_AD;
+        else if (!strcasecmp(dir, "openldap"))
+                in->directory = LB_DIR_OPENLDAP;
+        else if (!strcasecmp(dir, "generic"))
+                in->directory = LB_DIR_GENERIC;
+        else
+                rc = h->error(err, CA_BACKEND_EINVALID, "directory",
+                              "directory = %s: expected auto, active-directory, openldap or "
+                              "generic",
+                              dir);
+
         const char *bind_dn = h->setting(s, "bind_dn");
         if (bind_dn && *bind_dn) {
                 if (!lb_dn_valid(bind_dn)) {
@@ -228,6 +259,13 @@ void lb_mapping_clear(struct lb_mapping *m)
         }
         for (size_t i = 0; i < m->ignore_count; i++)
                 free(m->ignore[i]);
+        free(m->enabled_change);
+        free(m->enabled_attribute);
+        free(m->enabled_value);
+        free(m->disabled_value);
+        free(m->password_change);
+        free(m->move_change);
+        free(m->key_attribute);
         memset(m, 0, sizeof(*m));
 }
 
@@ -281,6 +319,71 @@ static char *attr_setting(const struct ca_backend_settings *s, const char *key, 
         return out;
 }
 
+/* enabled_attribute, enabled_value, disabled_value: only with enabled_change; a value
+ * attribute other than userAccountControl and pwdAccountLockedTime needs disabled_value,
+ * since nothing else says what "disabled" looks like. -1 when any is wrong. */
+static int account_state_parse(const struct ca_backend_settings *s, struct lb_mapping *m,
+                               struct ca_backend_error *err)
+{
+        const char *ea = lb_host->setting(s, "enabled_attribute");
+        const char *ev = lb_host->setting(s, "enabled_value");
+        const char *dv = lb_host->setting(s, "disabled_value");
+        int bad = 0;
+        if (ea && !*ea)
+                ea = NULL;
+        if (!m->enabled_change) {
+                const char *k = ea ? "enabled_attribute" : ev ? "enabled_value" : "disabled_value";
+                if (ea || ev || dv)
+                        return lb_host->error(err, CA_BACKEND_EINVALID, k,
+                                              "%s: only with enabled_change (the Changes key "
+                                              "that says whether the account is enabled)",
+                                              k),
+                               -1;
+                return 0;
+        }
+        if (!ea && (ev || dv))
+                return lb_host->error(err, CA_BACKEND_EINVALID,
+                                      ev ? "enabled_value" : "disabled_value",
+                                      "%s: only with enabled_attribute",
+                                      ev ? "enabled_value" : "disabled_value"),
+                       -1;
+        if (!ea)
+                return 0;
+        m->enabled_attribute = attr_setting(s, "enabled_attribute", NULL, &bad, err);
+        if (bad)
+                return -1;
+        int uac = strcasecmp(ea, LB_UAC_ATTR) == 0;
+        int ppolicy = strcasecmp(ea, LB_PPOLICY_LOCK_ATTR) == 0;
+        if (uac && (ev || dv))
+                return lb_host->error(err, CA_BACKEND_EINVALID,
+                                      ev ? "enabled_value" : "disabled_value",
+                                      "%s: not with enabled_attribute = userAccountControl (its "
+                                      "ACCOUNTDISABLE bit is set or cleared)",
+                                      ev ? "enabled_value" : "disabled_value"),
+                       -1;
+        if (uac)
+                return 0;
+        if (!dv || !*dv) {
+                if (!ppolicy)
+                        return lb_host->error(err, CA_BACKEND_EINVALID, "disabled_value",
+                                              "disabled_value: required with enabled_attribute = "
+                                              "%s (the value a disabled account holds)",
+                                              ea),
+                               -1;
+                dv = LB_PPOLICY_LOCKED;
+        }
+        if (ev && *ev && strcmp(ev, dv) == 0)
+                return lb_host->error(err, CA_BACKEND_EINVALID, "enabled_value",
+                                      "enabled_value = %s: the same as disabled_value", ev),
+                       -1;
+        m->disabled_value = strdup(dv);
+        if (ev && *ev)
+                m->enabled_value = strdup(ev);
+        if (!m->disabled_value || (ev && *ev && !m->enabled_value))
+                return lb_host->error(err, CA_BACKEND_EINTERNAL, NULL, "out of memory"), -1;
+        return 0;
+}
+
 int lb_mapping_parse(const struct ca_backend_settings *s, struct lb_mapping *m,
                      struct ca_backend_error *err)
 {
@@ -315,6 +418,14 @@ int lb_mapping_parse(const struct ca_backend_settings *s, struct lb_mapping *m,
         if (!m->rdn_change)
                 bad++;
         m->group_attribute = attr_setting(s, "group_attribute", "member", &bad, err);
+        if (m->group_attribute && strcasecmp(m->group_attribute, "memberOf") == 0) {
+                /* A back-link the directory computes from the groups' member: AD refuses
+                 * writes to it, slapd's memberof overlay overwrites them. */
+                lb_host->error(err, CA_BACKEND_EINVALID, "group_attribute",
+                               "group_attribute = memberOf: memberOf is computed by the "
+                               "directory from each group's member; use member");
+                bad++;
+        }
         const char *ma = lb_host->setting(s, "membership_attribute");
         m->membership_attribute = strdup(ma && *ma ? ma : "memberOf");
         if (!m->membership_attribute)
@@ -372,6 +483,28 @@ int lb_mapping_parse(const struct ca_backend_settings *s, struct lb_mapping *m,
                 if (!m->map[m->map_count].attr)
                         bad++;
                 m->map_count++;
+        }
+
+        /* Changes keys, not attributes: any key the server may send. */
+        const char *ek = lb_host->setting(s, "enabled_change");
+        if (ek && *ek && !(m->enabled_change = strdup(ek)))
+                bad++;
+        if (account_state_parse(s, m, err) < 0)
+                bad++;
+        const char *pk = lb_host->setting(s, "password_change");
+        if (pk && *pk && !(m->password_change = strdup(pk)))
+                bad++;
+        if (lb_host->setting(s, "key_attribute"))
+                m->key_attribute = attr_setting(s, "key_attribute", NULL, &bad, err);
+        const char *mk = lb_host->setting(s, "move_change");
+        if (mk && *mk && !(m->move_change = strdup(mk)))
+                bad++;
+        if (m->enabled_change && m->password_change &&
+            strcmp(m->enabled_change, m->password_change) == 0) {
+                lb_host->error(err, CA_BACKEND_EINVALID, "password_change",
+                               "password_change = %s: the same key as enabled_change",
+                               m->password_change);
+                bad++;
         }
 
         if (bad) {
@@ -467,6 +600,7 @@ static int lb_describe(void *session, const struct ca_backend_order *order,
 static const struct ca_backend_ops ops = {
     .abi_version = CA_BACKEND_ABI_VERSION,
     .size = sizeof(struct ca_backend_ops),
+    .signature = CA_BACKEND_SIGNATURE,
     .name = "ldap",
     .description = "LDAPv3 directories (OpenLDAP, Active Directory) through libldap",
     .instance_new = lb_instance_new,
@@ -478,6 +612,8 @@ static const struct ca_backend_ops ops = {
     .probe = lb_probe,
     .check = lb_check,
     .describe = lb_describe,
+    .startup = lb_startup,
+    .shutdown = lb_shutdown,
 };
 
 CA_BACKEND_DEFINE_ENTRY(ops, lb_host, log)

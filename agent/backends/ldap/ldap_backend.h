@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ldap_backend: what the ldap plug-in's files share (internal to the plug-in).
  *
  * ldap_backend.c owns the instance (connector settings), the mapping ([resource-type]
@@ -24,11 +25,24 @@
 #define LB_MAX_VALUES                 4096 /* values one order may set, add or remove */
 #define LB_ATTR_MAX                   128  /* longest attribute description accepted */
 #define LB_PERMISSIVE_MODIFY_OID      "1.2.840.113556.1.4.1413"
+#define LB_AD_CAPABILITY_OID          "1.2.840.113556.1.4.800" /* LDAP_CAP_ACTIVE_DIRECTORY */
+#define LB_SAM_ACCOUNT_NAME_MAX       20 /* characters AD accepts in sAMAccountName */
+#define LB_PPOLICY_LOCK_ATTR          "pwdAccountLockedTime"
+#define LB_PPOLICY_LOCKED             "000001010000Z" /* locked until an administrator unlocks */
+#define LB_UAC_ATTR                   "userAccountControl"
 
 /* The host table (set once by the entry point, read-only afterwards). */
 extern const struct ca_host *lb_host;
 
+/* Once per process (ldap_startup.c). */
+int lb_startup(const struct ca_host *host, struct ca_backend_error *err);
+void lb_shutdown(void);
+
 enum lb_permissive { LB_PERMISSIVE_AUTO, LB_PERMISSIVE_YES, LB_PERMISSIVE_NO };
+
+/* Which directory it is: it decides how passwords and account state are written
+ * (packaging/doc/active-directory.md). AUTO reads the root DSE on each connection. */
+enum lb_directory { LB_DIR_AUTO, LB_DIR_AD, LB_DIR_OPENLDAP, LB_DIR_GENERIC };
 
 struct lb_instance {
         const struct ca_backend_settings *settings; /* borrowed: lives as long as the config */
@@ -40,12 +54,14 @@ struct lb_instance {
         uint64_t order_timeout_ms;
         uint64_t network_timeout_ms;
         enum lb_permissive permissive;
+        enum lb_directory directory; /* as configured (AUTO: detected per connection) */
 };
 
 struct lb_session {
         struct lb_instance *inst;
-        LDAP *ld;       /* NULL while disconnected */
-        int permissive; /* attach the Permissive Modify control on this connection */
+        LDAP *ld;                    /* NULL while disconnected */
+        int permissive;              /* attach the Permissive Modify control on this connection */
+        enum lb_directory directory; /* never AUTO once connected */
 };
 
 struct lb_attr_map {
@@ -65,6 +81,17 @@ struct lb_mapping {
         size_t map_count;
         char *ignore[LB_MAX_LIST];
         size_t ignore_count;
+        char *enabled_change; /* Changes key with "true"/"false" (NULL: none) */
+        /* Where the account state lives. NULL: userAccountControl on AD, ppolicy's
+         * pwdAccountLockedTime on OpenLDAP. userAccountControl: its ACCOUNTDISABLE bit;
+         * any other attribute holds disabled_value when disabled and enabled_value (none:
+         * the attribute is removed) when enabled. */
+        char *enabled_attribute;
+        char *enabled_value;
+        char *disabled_value;
+        char *password_change; /* Changes key with a new password (NULL: none) */
+        char *move_change;     /* Changes key with the new parent DN (NULL: none) */
+        char *key_attribute;   /* finds an entry neither its anchor nor its DN finds */
 };
 
 /* --- ldap_backend.c --- */
@@ -80,8 +107,12 @@ void lb_mapping_clear(struct lb_mapping *m);
 int lb_conn_ensure(struct lb_session *s, struct ca_backend_error *err);
 /* Drops the connection (no-op when there is none). */
 void lb_conn_close(struct lb_session *s);
-/* Reads the root DSE: the check operation's proof that the server answers. */
-int lb_conn_root_dse(struct lb_session *s, int *permissive, struct ca_backend_error *err);
+/* Reads the root DSE: the check operation's proof that the server answers; says whether
+ * the server offers Permissive Modify and which directory it is. */
+int lb_conn_root_dse(struct lb_session *s, int *permissive, enum lb_directory *directory,
+                     struct ca_backend_error *err);
+/* "active-directory", "openldap", "generic" or "auto". */
+const char *lb_directory_name(enum lb_directory d);
 /* Result codes that mean the connection is gone or the server did not answer in time. */
 int lb_conn_lost(int rc);
 /* "<op> <dn>: <text> (<rc>)[: <server diagnostic>]" into buf. */
@@ -105,6 +136,14 @@ int lb_order_describe(const struct ca_backend_order *order, const struct lb_mapp
 /* "<attr>=<value escaped per RFC 4514>,<base_dn>" (malloc'd, NULL when out of memory or
  * when attr or base_dn is not valid). */
 char *lb_dn_build(const char *attr, const char *value, const char *base_dn);
+/* "<attr>=<value escaped per RFC 4514>" alone (malloc'd, NULL when invalid). */
+char *lb_rdn_build(const char *attr, const char *value);
+/* "<rdn>,<parent>" (malloc'd; NULL when out of memory); frees rdn when free_rdn. */
+char *lb_dn_join(char *rdn, const char *parent, int free_rdn);
+/* The first RDN and the rest of dn (both malloc'd); -1 when dn does not parse. */
+int lb_dn_split(const char *dn, char **rdn, char **parent);
+/* Do a and b name the same entry (compared after libldap's normalisation)? */
+int lb_dn_equal(const char *a, const char *b);
 /* Is text a DN libldap can parse (LDAPv3 string form)? */
 int lb_dn_valid(const char *text);
 /* value escaped per RFC 4515 for use inside a filter (malloc'd, NULL when out of memory). */

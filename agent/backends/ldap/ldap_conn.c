@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ldap_conn: one session's connection: open (TLS options, StartTLS, simple bind, root
  * DSE), liveness before reuse, and the error text operators see.
  *
@@ -31,6 +32,39 @@ int lb_conn_lost(int rc)
                rc == LDAP_UNAVAILABLE || rc == LDAP_BUSY;
 }
 
+/* Active Directory puts a Windows error code in front of its diagnostic text
+ * ("0000052D: Constraint violation - ..."): the ones an agent meets, in words. */
+static const struct {
+        const char *code;
+        const char *words;
+} ad_codes[] = {
+    {"0000052D", "the password does not meet the domain's password policy (length, complexity, "
+                 "history or minimum age)"},
+    {"00000524", "the account already exists"},
+    {"00002071", "a value that must be unique in the domain is already used by another object "
+                 "(sAMAccountName or userPrincipalName)"},
+    {"0000202B", "a referral: the entry is in another domain or naming context than the one "
+                 "this connection serves (check base_dn and the DC in uri)"},
+    {"00000005", "access denied: the bind account lacks the right for this change"},
+    {"00002098", "insufficient access rights: the bind account may not change this object"},
+    {"0000052E", "invalid credentials"},
+    {"00000525", "no such user"},
+    {"00000532", "the password has expired"},
+    {"00000533", "the account is disabled"},
+    {"00000701", "the account has expired"},
+    {"00000773", "the user must reset the password"},
+    {"00000775", "the account is locked out"},
+    {"0000208D", "the parent container does not exist (check base_dn)"},
+    {"00002030", "no such object: the entry, or the container it is to be created in, does not "
+                 "exist (check base_dn and the order's DN)"},
+    {"00002035", "the DC is unwilling to perform this change (e.g. an attribute the system "
+                 "sets itself)"},
+    {"00002077", "the change is not allowed on this object (e.g. an illegal modification of a "
+                 "system attribute)"},
+    {"0000001F", "the DC refused the change (unwilling to perform)"},
+    {"00000057", "a value was refused as invalid"},
+};
+
 void lb_conn_message(struct lb_session *s, int rc, const char *op, const char *dn, char *buf,
                      size_t len)
 {
@@ -39,6 +73,12 @@ void lb_conn_message(struct lb_session *s, int rc, const char *op, const char *d
                 ldap_get_option(s->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
         int n = snprintf(buf, len, "%s%s%s: %s (%d)", op, dn ? " " : "", dn ? dn : "",
                          ldap_err2string(rc), rc);
+        const char *words = NULL;
+        for (size_t i = 0; diag && i < sizeof(ad_codes) / sizeof(ad_codes[0]); i++)
+                if (strncasecmp(diag, ad_codes[i].code, 8) == 0 && diag[8] == ':')
+                        words = ad_codes[i].words;
+        if (words && n >= 0 && (size_t)n < len)
+                n += snprintf(buf + n, len - (size_t)n, ": %s", words);
         if (diag && *diag && n >= 0 && (size_t)n < len)
                 snprintf(buf + n, len - (size_t)n, ": %s", diag);
         ldap_memfree(diag);
@@ -163,9 +203,33 @@ static int conn_bind(struct lb_session *s, struct ca_backend_error *err)
         return conn_fail(s, rc, step, err);
 }
 
-int lb_conn_root_dse(struct lb_session *s, int *permissive, struct ca_backend_error *err)
+const char *lb_directory_name(enum lb_directory d)
 {
-        char *attrs[] = {"supportedControl", NULL};
+        switch (d) {
+        case LB_DIR_AD:
+                return "active-directory";
+        case LB_DIR_OPENLDAP:
+                return "openldap";
+        case LB_DIR_GENERIC:
+                return "generic";
+        default:
+                return "auto";
+        }
+}
+
+static int has_value(struct berval **vals, const char *text)
+{
+        size_t len = strlen(text);
+        for (size_t i = 0; vals && vals[i]; i++)
+                if (vals[i]->bv_len == len && strncasecmp(vals[i]->bv_val, text, len) == 0)
+                        return 1;
+        return 0;
+}
+
+int lb_conn_root_dse(struct lb_session *s, int *permissive, enum lb_directory *directory,
+                     struct ca_backend_error *err)
+{
+        char *attrs[] = {"supportedControl", "supportedCapabilities", "objectClass", NULL};
         LDAPMessage *res = NULL;
         struct timeval tv = lb_conn_timeout(s);
         int rc = ldap_search_ext_s(s->ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
@@ -174,15 +238,19 @@ int lb_conn_root_dse(struct lb_session *s, int *permissive, struct ca_backend_er
                 ldap_msgfree(res);
                 return conn_fail(s, rc, "reading the root DSE of", err);
         }
-        *permissive = 0;
         LDAPMessage *e = ldap_first_entry(s->ld, res);
-        struct berval **vals = e ? ldap_get_values_len(s->ld, e, "supportedControl") : NULL;
-        for (size_t i = 0; vals && vals[i]; i++) {
-                if (vals[i]->bv_len == strlen(LB_PERMISSIVE_MODIFY_OID) &&
-                    memcmp(vals[i]->bv_val, LB_PERMISSIVE_MODIFY_OID, vals[i]->bv_len) == 0)
-                        *permissive = 1;
-        }
-        ldap_value_free_len(vals);
+        struct berval **ctl = e ? ldap_get_values_len(s->ld, e, "supportedControl") : NULL;
+        struct berval **cap = e ? ldap_get_values_len(s->ld, e, "supportedCapabilities") : NULL;
+        struct berval **oc = e ? ldap_get_values_len(s->ld, e, "objectClass") : NULL;
+        *permissive = has_value(ctl, LB_PERMISSIVE_MODIFY_OID);
+        /* AD (and Samba's DC) announce the Active Directory capability; slapd names its
+         * root DSE's object class. */
+        *directory = has_value(cap, LB_AD_CAPABILITY_OID) ? LB_DIR_AD
+                     : has_value(oc, "OpenLDAProotDSE")   ? LB_DIR_OPENLDAP
+                                                          : LB_DIR_GENERIC;
+        ldap_value_free_len(ctl);
+        ldap_value_free_len(cap);
+        ldap_value_free_len(oc);
         ldap_msgfree(res);
         return CA_BACKEND_OK;
 }
@@ -206,13 +274,21 @@ static int conn_open(struct lb_session *s, struct ca_backend_error *err)
         if (ret != CA_BACKEND_OK)
                 return ret;
         int advertised = 0;
-        ret = lb_conn_root_dse(s, &advertised, err);
+        enum lb_directory detected = LB_DIR_GENERIC;
+        ret = lb_conn_root_dse(s, &advertised, &detected, err);
         if (ret != CA_BACKEND_OK)
                 return ret;
         s->permissive = s->inst->permissive == LB_PERMISSIVE_YES ||
                         (s->inst->permissive == LB_PERMISSIVE_AUTO && advertised);
-        lb_host->log(CA_BACKEND_LOG_DEBUG, "ldap: connected to %s%s", s->inst->uri,
-                     s->permissive ? " (Permissive Modify)" : "");
+        s->directory = s->inst->directory == LB_DIR_AUTO ? detected : s->inst->directory;
+        if (s->inst->directory != LB_DIR_AUTO && s->inst->directory != detected)
+                lb_host->log(CA_BACKEND_LOG_WARNING,
+                             "ldap: %s is configured as directory = %s but its root DSE looks "
+                             "like %s; using %s",
+                             s->inst->uri, lb_directory_name(s->inst->directory),
+                             lb_directory_name(detected), lb_directory_name(s->inst->directory));
+        lb_host->log(CA_BACKEND_LOG_DEBUG, "ldap: connected to %s (%s%s)", s->inst->uri,
+                     lb_directory_name(s->directory), s->permissive ? ", Permissive Modify" : "");
         return CA_BACKEND_OK;
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ldap_escape: DNs and filter values built by libldap's own escaping, never by splicing
  * text. An RDN is an LDAPAVA handed to ldap_rdn2str (RFC 4514: ',', '+', '"', '\\', '<',
  * '>', ';', '=', a leading '#' or space and a trailing space come out as \XX; with
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ldap_backend.h"
 
@@ -69,12 +71,10 @@ int lb_dn_valid(const char *text)
         return rc == LDAP_SUCCESS;
 }
 
-char *lb_dn_build(const char *attr, const char *value, const char *base_dn)
+char *lb_rdn_build(const char *attr, const char *value)
 {
         char *rdn_text = NULL;
-        char *out = NULL;
-
-        if (!lb_attr_valid(attr) || !value || !lb_dn_valid(base_dn))
+        if (!lb_attr_valid(attr) || !value)
                 return NULL;
         LDAPAVA ava;
         memset(&ava, 0, sizeof(ava));
@@ -85,14 +85,76 @@ char *lb_dn_build(const char *attr, const char *value, const char *base_dn)
         ava.la_flags = LDAP_AVA_STRING;
         LDAPAVA *rdn[2] = {&ava, NULL};
         if (ldap_rdn2str(rdn, &rdn_text, LDAP_DN_FORMAT_LDAPV3 | LDAP_DN_PRETTY) != LDAP_SUCCESS)
-                goto out;
-        size_t len = strlen(rdn_text) + 1 + strlen(base_dn) + 1;
-        out = malloc(len);
-        if (out)
-                snprintf(out, len, "%s,%s", rdn_text, base_dn);
-out:
+                return NULL;
+        char *out = strdup(rdn_text);
         ldap_memfree(rdn_text);
         return out;
+}
+
+char *lb_dn_build(const char *attr, const char *value, const char *base_dn)
+{
+        if (!lb_dn_valid(base_dn))
+                return NULL;
+        char *rdn = lb_rdn_build(attr, value);
+        return rdn ? lb_dn_join(rdn, base_dn, 1) : NULL;
+}
+
+char *lb_dn_join(char *rdn, const char *parent, int free_rdn)
+{
+        size_t len = strlen(rdn) + 1 + strlen(parent) + 1;
+        char *out = malloc(len);
+        if (out)
+                snprintf(out, len, "%s,%s", rdn, parent);
+        if (free_rdn)
+                free(rdn);
+        return out;
+}
+
+int lb_dn_split(const char *dn, char **rdn, char **parent)
+{
+        LDAPDN parsed = NULL;
+        char *r = NULL, *pa = NULL;
+        *rdn = *parent = NULL;
+        if (ldap_str2dn(dn, &parsed, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS || !parsed ||
+            !parsed[0]) {
+                ldap_dnfree(parsed);
+                return -1;
+        }
+        int rc = ldap_rdn2str(parsed[0], &r, LDAP_DN_FORMAT_LDAPV3 | LDAP_DN_PRETTY);
+        if (rc == LDAP_SUCCESS)
+                rc = ldap_dn2str(parsed + 1, &pa, LDAP_DN_FORMAT_LDAPV3 | LDAP_DN_PRETTY);
+        ldap_dnfree(parsed);
+        if (rc == LDAP_SUCCESS) {
+                *rdn = strdup(r);
+                *parent = strdup(pa ? pa : "");
+        }
+        ldap_memfree(r);
+        ldap_memfree(pa);
+        if (!*rdn || !*parent) {
+                free(*rdn);
+                free(*parent);
+                *rdn = *parent = NULL;
+                return -1;
+        }
+        return 0;
+}
+
+int lb_dn_equal(const char *a, const char *b)
+{
+        struct berval in_a = {.bv_len = strlen(a), .bv_val = (char *)a};
+        struct berval in_b = {.bv_len = strlen(b), .bv_val = (char *)b};
+        struct berval na = {0, NULL}, nb = {0, NULL};
+        int eq = 0;
+        if (ldap_dn_normalize(in_a.bv_val, LDAP_DN_FORMAT_LDAPV3, &na.bv_val,
+                              LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS &&
+            ldap_dn_normalize(in_b.bv_val, LDAP_DN_FORMAT_LDAPV3, &nb.bv_val,
+                              LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS)
+                eq = strcasecmp(na.bv_val, nb.bv_val) == 0;
+        else
+                eq = strcasecmp(a, b) == 0;
+        ldap_memfree(na.bv_val);
+        ldap_memfree(nb.bv_val);
+        return eq;
 }
 
 char *lb_filter_value(const char *value)

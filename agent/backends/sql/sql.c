@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sql: the SQL back-end plug-in: instances, sessions and the entry point. The order
  * logic is in sql_order.c, the database libraries behind sql_driver.h.
  *
@@ -18,6 +19,7 @@
 
 #include "sql_driver.h"
 #include "sql_order.h"
+#include "sql_startup.h"
 
 #define SQL_DEFAULT_TIMEOUT_MS 60000
 
@@ -195,6 +197,7 @@ static int sql_describe(void *session, const struct ca_backend_order *order,
 static const struct ca_backend_ops ops = {
     .abi_version = CA_BACKEND_ABI_VERSION,
     .size = sizeof(struct ca_backend_ops),
+    .signature = CA_BACKEND_SIGNATURE,
     .name = "sql",
     .description = "SQL databases (PostgreSQL, SQLite) through bound statements",
     .instance_new = sql_instance_new,
@@ -206,6 +209,8 @@ static const struct ca_backend_ops ops = {
     .probe = sql_probe,
     .check = sql_check,
     .describe = sql_describe,
+    .startup = sql_startup,
+    .shutdown = sql_shutdown,
 };
 
 CA_BACKEND_DEFINE_ENTRY(ops, host, log)

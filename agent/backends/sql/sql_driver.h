@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sql_driver: what the generic order->SQL logic needs from one database library.
  *
  * A driver is a small table of functions over an opaque connection. It owns the
@@ -44,6 +45,11 @@ struct sql_driver {
          * malloc'd text (NULL for SQL NULL; free each), 0 when there is no row, or SQL_ERROR. */
         int (*query_row)(struct sql_conn *c, const char *sql, const char *const *params, size_t n,
                          char **cols, size_t ncols);
+        /* Is column alone a unique key of table, checked at once (its primary key, or a
+         * unique, non-partial, not deferred index of that column only)? 1, 0 or SQL_ERROR.
+         * Asked once per connection: then an INSERT that conflicts on it is the row
+         * already being there, which lets Added write first and read only on conflict. */
+        int (*key_unique)(struct sql_conn *c, const char *table, const char *column);
         void (*close)(struct sql_conn *c); /* accepts NULL */
         const char *(*error)(struct sql_conn *c);
         /* After a failure: was it the database being unreachable or busy (retry later) rather

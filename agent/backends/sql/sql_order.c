@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sql_order: the generic order->SQL logic (see sql_order.h). */
 #include "sql_order.h"
 
@@ -134,6 +135,12 @@ static const char *const mapping_keys[] = {
     "membership_key_column",
     "membership_value_column",
     "membership_attribute",
+    "password_change",
+    "password_column",
+    "password_hash",
+    "enabled_change",
+    "enabled_column",
+    "enabled_values",
     "connector", /* the agent's own key in every [resource-type] section */
 };
 
@@ -193,6 +200,47 @@ int sql_mapping_parse(const struct ca_host *host, const struct ca_backend_settin
         const char *ma = host->setting(s, "membership_attribute");
         m->membership_attribute = strdup(ma && *ma ? ma : "memberOf");
 
+        const char *pc = host->setting(s, "password_change");
+        if (pc && *pc) {
+                m->password_change = strdup(pc);
+                m->password_column = ident_setting(host, s, "password_column", 1, NULL, &bad, err);
+                const char *ph = host->setting(s, "password_hash");
+                m->password_hash = sql_password_method(ph);
+                if (m->password_hash == SQL_PW_NONE) {
+                        host->error(err, CA_BACKEND_EINVALID, "password_hash",
+                                    "password_hash%s%s: required with password_change, yescrypt, "
+                                    "bcrypt or argon2id (a password is never stored as given)",
+                                    ph ? " = " : "", ph ? ph : "");
+                        bad++;
+                }
+        } else if (host->setting(s, "password_column") || host->setting(s, "password_hash")) {
+                host->error(err, CA_BACKEND_EINVALID, "password_change",
+                            "password_change: required with password_column and password_hash");
+                bad++;
+        }
+        const char *ec = host->setting(s, "enabled_change");
+        if (ec && *ec) {
+                m->enabled_change = strdup(ec);
+                m->enabled_column = ident_setting(host, s, "enabled_column", 1, NULL, &bad, err);
+                const char *ev = host->setting(s, "enabled_values");
+                const char *comma = ev ? strchr(ev, ',') : NULL;
+                if (ev && (!comma || comma == ev || !comma[1] || strchr(comma + 1, ','))) {
+                        host->error(err, CA_BACKEND_EINVALID, "enabled_values",
+                                    "enabled_values = %s: two values, enabled first (e.g. 1,0 or "
+                                    "active,locked)",
+                                    ev);
+                        bad++;
+                } else {
+                        m->enabled_true = ev ? trimmed_copy(ev, (size_t)(comma - ev)) : strdup("1");
+                        m->enabled_false =
+                            ev ? trimmed_copy(comma + 1, strlen(comma + 1)) : strdup("0");
+                }
+        } else if (host->setting(s, "enabled_column") || host->setting(s, "enabled_values")) {
+                host->error(err, CA_BACKEND_EINVALID, "enabled_change",
+                            "enabled_change: required with enabled_column");
+                bad++;
+        }
+
         for (size_t i = 0; i < m->column_count; i++) {
                 for (size_t j = 0; j < i; j++) {
                         if (strcmp(m->columns[i].change_key, m->columns[j].change_key) == 0) {
@@ -230,6 +278,12 @@ void sql_mapping_clear(struct sql_mapping *m)
         free(m->membership_key_column);
         free(m->membership_value_column);
         free(m->membership_attribute);
+        free(m->password_change);
+        free(m->password_column);
+        free(m->enabled_change);
+        free(m->enabled_column);
+        free(m->enabled_true);
+        free(m->enabled_false);
         memset(m, 0, sizeof(*m));
 }
 
@@ -249,6 +303,9 @@ struct sql_work {
         int replace; /* the link attribute came as a whole list: the links become it */
         const char *list[SQL_MAX_LINKS];
         size_t nlist;
+        const char *password; /* the new password (borrowed from the order; never shown) */
+        size_t secret;        /* its column's index in col (valid when password is set) */
+        char hashed[SQL_PASSWORD_HASH_MAX]; /* the value that column gets */
 };
 
 static const char *change_word(enum ca_backend_change c)
@@ -360,6 +417,43 @@ static int work_build(const struct ca_host *host, const struct ca_backend_order 
                 size_t base;
                 if (!k || strcmp(k, m->key_change) == 0)
                         continue;
+                if (m->password_change && strcmp(k, m->password_change) == 0) {
+                        if (host->change_kind(o, k) == CA_BACKEND_VALUE_NULL)
+                                continue;
+                        const char *pw = host->change_string(o, k);
+                        if (!pw || !*pw) {
+                                snprintf(why, whylen,
+                                         "Changes key '%s': the password must be a non-empty "
+                                         "string",
+                                         k);
+                                goto out;
+                        }
+                        if (sql_password_hash(m->password_hash, pw, w->hashed, sizeof(w->hashed)) <
+                            0) {
+                                snprintf(why, whylen,
+                                         "Changes key '%s': hashing the password failed", k);
+                                goto out;
+                        }
+                        w->password = pw;
+                        w->secret = w->ncol;
+                        w->col[w->ncol] = m->password_column;
+                        w->val[w->ncol++] = w->hashed;
+                        continue;
+                }
+                if (m->enabled_change && strcmp(k, m->enabled_change) == 0) {
+                        const char *v = host->change_string(o, k);
+                        int on = v && (!strcmp(v, "true") || !strcmp(v, "1"));
+                        if (!on && !(v && (!strcmp(v, "false") || !strcmp(v, "0")))) {
+                                snprintf(why, whylen,
+                                         "Changes key '%s': expected \"true\" or "
+                                         "\"false\"",
+                                         k);
+                                goto out;
+                        }
+                        w->col[w->ncol] = m->enabled_column;
+                        w->val[w->ncol++] = on ? m->enabled_true : m->enabled_false;
+                        continue;
+                }
                 const struct sql_column *c = column_for(m, k);
                 if (c) {
                         if (strcmp(c->column, m->key_column) == 0)
@@ -485,17 +579,29 @@ static void stmt_compare_row(struct sql_stmt *s, struct sbuf *b, const char *ph,
                              const struct sql_mapping *m, const struct sql_work *w)
 {
         sb_add(b, "SELECT \"%s\"", m->key_column);
-        for (size_t i = 0; i < w->ncol; i++)
-                sb_add(b, ", CASE WHEN \"%s\" IS NOT DISTINCT FROM %s%zu THEN '1' ELSE '0' END",
-                       w->col[i], ph, i + 2);
+        for (size_t i = 0; i < w->ncol; i++) {
+                /* A fresh salt makes a new hash unlike any stored one: the stored hash is
+                 * read (NULLIF gives the parameter its type and never matches) and
+                 * row_differs checks the password against it. */
+                if (w->password && i == w->secret)
+                        sb_add(b, ", NULLIF(\"%s\", %s%zu)", w->col[i], ph, i + 2);
+                else
+                        sb_add(
+                            b,
+                            ", CASE WHEN \"%s\" IS NOT DISTINCT FROM %s%zu THEN '1' ELSE '0' END",
+                            w->col[i], ph, i + 2);
+        }
         sb_add(b, " FROM \"%s\" WHERE \"%s\" = %s1", m->table, m->key_column, ph);
         s->params[s->n++] = w->key;
         for (size_t i = 0; i < w->ncol; i++)
                 s->params[s->n++] = w->val[i];
 }
 
+/* optimistic: ON CONFLICT DO NOTHING, for a key known to be unique: no row inserted then
+ * means the key is taken (or another unique column is, which the plain INSERT run after
+ * the read reports in the database's own words). */
 static void add_insert_row(struct sql_plan *p, const char *ph, const struct sql_mapping *m,
-                           const struct sql_work *w)
+                           const struct sql_work *w, int optimistic)
 {
         struct sql_stmt *s = plan_next(p);
         struct sbuf b = {0};
@@ -510,7 +616,7 @@ static void add_insert_row(struct sql_plan *p, const char *ph, const struct sql_
                 sb_add(&b, ", %s%zu", ph, s->n + 1);
                 s->params[s->n++] = w->val[i];
         }
-        sb_add(&b, ")");
+        sb_add(&b, optimistic ? ") ON CONFLICT DO NOTHING" : ")");
         plan_commit(p, s, &b);
 }
 
@@ -603,7 +709,10 @@ static void add_links(struct sql_plan *p, const char *ph, const struct sql_mappi
 }
 
 /* The writes of an order. insert_row: for Added, whether the row must still be
- * inserted (execute leaves it out when an identical row is already there). */
+ * inserted (execute leaves it out when an identical row is already there), and
+ * INSERT_OPTIMISTIC to insert it unless its key is taken. */
+#define INSERT_OPTIMISTIC 2
+
 static int plan_build(struct sql_plan *p, const char *ph, const struct sql_mapping *m,
                       const struct sql_work *w, int insert_row)
 {
@@ -615,7 +724,7 @@ static int plan_build(struct sql_plan *p, const char *ph, const struct sql_mappi
         switch (w->change) {
         case CA_BACKEND_CHANGE_ADDED:
                 if (insert_row)
-                        add_insert_row(p, ph, m, w);
+                        add_insert_row(p, ph, m, w, insert_row == INSERT_OPTIMISTIC);
                 add_links(p, ph, m, w, w->key);
                 break;
         case CA_BACKEND_CHANGE_MODIFIED:
@@ -672,9 +781,15 @@ static int row_read(const struct sql_driver *drv, struct sql_conn *conn,
  * column that differs. */
 static const char *row_differs(const struct sql_work *w, char **cols)
 {
-        for (size_t i = 0; i < w->ncol; i++)
+        for (size_t i = 0; i < w->ncol; i++) {
+                if (w->password && i == w->secret) {
+                        if (!sql_password_matches(w->password, cols[i + 1]))
+                                return w->col[i];
+                        continue;
+                }
                 if (!cols[i + 1] || strcmp(cols[i + 1], "1") != 0)
                         return w->col[i];
+        }
         return NULL;
 }
 
@@ -731,21 +846,61 @@ int sql_order_execute(const struct ca_host *host, const struct sql_driver *drv,
                 return CA_BACKEND_OK;
         }
 
+        /* Write first where the write's own answer settles what a read would: an UPDATE
+         * that touched no row means there is none, an INSERT ... ON CONFLICT DO NOTHING on
+         * a unique key that inserted none means the row is there. Only then is the row
+         * read, so the outcomes are those of reading first (backends.md, "sql"). */
+        int optimistic = 0;
+        if (w->change == CA_BACKEND_CHANGE_ADDED) {
+                int u = drv->key_unique(conn, m->table, m->key_column);
+                if (u < 0) {
+                        rc = db_failure(host, drv, conn, m, w, r, err);
+                        goto out;
+                }
+                optimistic = u;
+        } else if (w->change == CA_BACKEND_CHANGE_MODIFIED) {
+                optimistic = w->ncol > 0 || w->new_key; /* else no UPDATE to ask */
+        }
         if (drv->begin(conn) != SQL_OK) {
                 rc = db_failure(host, drv, conn, m, w, r, err);
                 goto out;
         }
 
-        int insert_row = 1;
+        int insert_row = optimistic ? INSERT_OPTIMISTIC : 1;
         int found = SQL_OK;
-        if (w->change != CA_BACKEND_CHANGE_DELETED) {
+        size_t first = 0; /* plan statements already run */
+        int wrote = 0;    /* the first write settled it: inserted, or updated a row */
+        long changed = 0, total = 0;
+        if (optimistic) {
+                if (plan_build(&plan, drv->placeholder, m, w, insert_row) < 0) {
+                        drv->rollback(conn);
+                        rc = host->error(err, CA_BACKEND_EINTERNAL, NULL,
+                                         "out of memory building SQL");
+                        goto out;
+                }
+                if (drv->exec(conn, plan.s[0].sql, plan.s[0].params, plan.s[0].n, &changed) !=
+                    SQL_OK) {
+                        rc = db_failure(host, drv, conn, m, w, r, err);
+                        goto out;
+                }
+                total += changed;
+                first = 1;
+                wrote = changed > 0;
+                if (!wrote) {
+                        found = row_read(drv, conn, m, w, cols);
+                        if (found < 0) {
+                                rc = db_failure(host, drv, conn, m, w, r, err);
+                                goto out;
+                        }
+                }
+        } else if (w->change != CA_BACKEND_CHANGE_DELETED) {
                 found = row_read(drv, conn, m, w, cols);
                 if (found < 0) {
                         rc = db_failure(host, drv, conn, m, w, r, err);
                         goto out;
                 }
         }
-        if (w->change == CA_BACKEND_CHANGE_ADDED && found == 1) {
+        if (!wrote && w->change == CA_BACKEND_CHANGE_ADDED && found == 1) {
                 /* Added means "create this row". An identical row is that order already in
                  * effect (Executed); a row with other values is not, and overwriting it would
                  * be a Modified the server never asked for: Errored, for a person to look at. */
@@ -761,20 +916,26 @@ int sql_order_execute(const struct ca_host *host, const struct sql_driver *drv,
                 insert_row = 0;
                 done = " (row already there with these values)";
         }
-        if (w->change == CA_BACKEND_CHANGE_MODIFIED && found == 0) {
+        if (!wrote && w->change == CA_BACKEND_CHANGE_MODIFIED && found == 0) {
                 drv->rollback(conn);
                 host->result_set(r, CA_BACKEND_ERRORED, NULL, "Modified %s %s = '%s': no such row",
                                  m->table, m->key_column, w->key);
                 goto out;
         }
-
-        if (plan_build(&plan, drv->placeholder, m, w, insert_row) < 0) {
+        if (!wrote && optimistic && w->change == CA_BACKEND_CHANGE_ADDED && found == 0) {
+                /* Nothing inserted, yet no row has the key: another unique column is taken.
+                 * The plain INSERT fails with the database's own words (or, the other row
+                 * gone meanwhile, succeeds). */
+                plan_clear(&plan);
+                insert_row = 1;
+                first = 0;
+        }
+        if (!plan.s && plan_build(&plan, drv->placeholder, m, w, insert_row) < 0) {
                 drv->rollback(conn);
                 rc = host->error(err, CA_BACKEND_EINTERNAL, NULL, "out of memory building SQL");
                 goto out;
         }
-        long changed = 0, total = 0;
-        for (size_t i = 0; i < plan.n; i++) {
+        for (size_t i = first; i < plan.n; i++) {
                 if (drv->exec(conn, plan.s[i].sql, plan.s[i].params, plan.s[i].n, &changed) !=
                     SQL_OK) {
                         rc = db_failure(host, drv, conn, m, w, r, err);
@@ -925,13 +1086,17 @@ out:
 }
 
 static void describe_stmt(struct sbuf *b, const char *sql, const char *const *params, size_t n,
-                          const char *ph)
+                          const char *ph, const char *secret)
 {
         sb_add(b, "%s;", sql);
         for (size_t i = 0; i < n; i++) {
                 sb_add(b, "%s%s%zu=", i ? ", " : " -- ", ph, i + 1);
                 if (!params[i]) {
                         sb_add(b, "NULL");
+                        continue;
+                }
+                if (params[i] == secret) {
+                        sb_add(b, "<secret>");
                         continue;
                 }
                 sb_add(b, "'");
@@ -974,7 +1139,7 @@ int sql_order_describe(const struct ca_host *host, const struct sql_driver *drv,
                 struct sbuf q = {0};
                 stmt_compare_row(&s, &q, ph, m, w);
                 if (!q.failed) {
-                        describe_stmt(&b, q.p, s.params, s.n, ph);
+                        describe_stmt(&b, q.p, s.params, s.n, ph, w->password ? w->hashed : NULL);
                         sb_add(&b, "-- %s\n",
                                w->change == CA_BACKEND_CHANGE_ADDED
                                    ? "the same row already there: no INSERT; other values: Errored"
@@ -983,7 +1148,8 @@ int sql_order_describe(const struct ca_host *host, const struct sql_driver *drv,
                 free(q.p);
         }
         for (size_t i = 0; i < plan.n; i++)
-                describe_stmt(&b, plan.s[i].sql, plan.s[i].params, plan.s[i].n, ph);
+                describe_stmt(&b, plan.s[i].sql, plan.s[i].params, plan.s[i].n, ph,
+                              w->password ? w->hashed : NULL);
         sb_add(&b, "COMMIT;");
         if (b.failed) {
                 rc = host->error(err, CA_BACKEND_EINTERNAL, NULL, "out of memory describing SQL");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sql_order: turns one order into SQL statements over any sql_driver.
  *
  * Owns the mapping model (struct sql_mapping, sql_mapping_clear) and the meaning of
@@ -9,6 +10,7 @@
 #include <connector-agent/backend.h>
 
 #include "sql_driver.h"
+#include "sql_password.h"
 
 #define SQL_MAX_COLUMNS 64
 #define SQL_IDENT_MAX   63
@@ -29,6 +31,12 @@ struct sql_mapping {
         char *membership_key_column;
         char *membership_value_column;
         char *membership_attribute; /* the Changes base name of links, default memberOf */
+        char *password_change;      /* Changes key with a new password (NULL: none) */
+        char *password_column;      /* where its hash goes */
+        enum sql_password_method password_hash; /* yescrypt, bcrypt or argon2id */
+        char *enabled_change;                   /* Changes key with "true"/"false" (NULL: none) */
+        char *enabled_column;
+        char *enabled_true, *enabled_false; /* the column's values, default 1 and 0 */
 };
 
 /* Parses and checks a [resource-type] mapping; reports every problem through err (one

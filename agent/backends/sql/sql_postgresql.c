@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sql_postgresql: the PostgreSQL driver (libpq).
  *
  * [connector NAME] with driver = postgresql: connection = a libpq conninfo string without
@@ -10,12 +11,26 @@
  * A connection found broken (server restarted) is reset once before a statement that
  * starts something new (BEGIN, or a query outside a transaction); a break in the middle
  * of a transaction is reported as unavailable (nothing committed), and a break during
- * COMMIT as in doubt. Errors are the server's own: SQLSTATE and primary message. */
+ * COMMIT as in doubt. Errors are the server's own: SQLSTATE and primary message.
+ *
+ * Statements are prepared once per session and run again with new parameters (sql_cache).
+ * Their names carry a random tag drawn per connection, so that a session some pooler
+ * shares with other clients never runs another client's statement under our name. A
+ * kept statement the server no longer knows or cannot run as prepared (a pooler that
+ * does not keep sessions, a column whose type changed) fails the order as unavailable:
+ * it is tried again on a new connection, and after a pooler's answer this process
+ * prepares nothing any more. */
 #include <libpq-fe.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sql_cache.h"
 #include "sql_driver.h"
 
 #define PG_ERROR_MAX             512
@@ -28,14 +43,29 @@
 #define PG_MIN_CONNECT_TIMEOUT_S 2             /* libpq reads 1 as 2 anyway */
 #define PG_MAX_CONNECT_TIMEOUT_S 3600
 
+/* Set once a server answered as if our session's statements were not ours (a pooler that
+ * hands each transaction another session): from then on this process prepares nothing.
+ * Process-wide because the connection is dropped after the failure and a new one would
+ * meet the same pooler. */
+static atomic_int pg_unprepared;
+
 struct sql_conn {
         PGconn *pg;
         const struct ca_host *host;
         uint64_t timeout_ms;
         int in_tx;       /* between a BEGIN that worked and its COMMIT or ROLLBACK */
         int unavailable; /* the last failure was the server being gone or busy */
+        struct sql_cache cache;
+        struct sql_key_memo keys;
+        uint64_t tag; /* in the names of this connection's statements */
         char error[PG_ERROR_MAX];
 };
+
+/* The server-side name of a kept statement: ca_<tag>_<id>. */
+static void stmt_name(const struct sql_conn *c, const struct sql_cache_entry *e, char out[48])
+{
+        snprintf(out, 48, "ca_%016llx_%u", (unsigned long long)c->tag, e->id);
+}
 
 /* Does the conninfo string carry a password? It must not: it is a plain setting that
  * shows up in configuration dumps. */
@@ -139,6 +169,22 @@ static void note_result(struct sql_conn *c, const PGresult *res)
                                                                : PQerrorMessage(c->pg));
         }
         c->unavailable = PQstatus(c->pg) == CONNECTION_BAD || sqlstate_unavailable(st);
+        /* 26000: no such prepared statement, 42P05: the name is taken (a pooler handing
+         * us another session); 0A000 from a prepared statement: "cached plan must not
+         * change result type". Prepared again (or not at all) the order would work. */
+        if (st && c->cache.clock &&
+            (strcmp(st, "26000") == 0 || strcmp(st, "42P05") == 0 ||
+             (strcmp(st, "0A000") == 0 && primary && strstr(primary, "cached plan")))) {
+                /* Unavailable: the session drops this connection, and with it the kept
+                 * statements; the order is tried again on a new one. */
+                c->unavailable = 1;
+                if (strcmp(st, "0A000") != 0 && !atomic_exchange(&pg_unprepared, 1))
+                        c->host->log(CA_BACKEND_LOG_WARNING,
+                                     "postgresql: the server does not keep prepared statements "
+                                     "between transactions (%s); statements are no longer "
+                                     "prepared",
+                                     st);
+        }
 }
 
 /* Server notices (e.g. from triggers) go to the agent's log, never to stderr. */
@@ -172,6 +218,16 @@ static void scrub(char *text, const char *secret)
                 return;
         for (char *p = strstr(text, secret); p; p = strstr(p, secret))
                 memset(p, '*', n);
+}
+
+/* An evicted statement is let go on the server, or its session would keep it. */
+static void drop_stmt(void *ctx, struct sql_cache_entry *e)
+{
+        struct sql_conn *c = ctx;
+        char name[48], sql[64];
+        stmt_name(c, e, name);
+        snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+        PQclear(PQexec(c->pg, sql));
 }
 
 static int pg_connect(const struct ca_host *host, const struct ca_backend_settings *s,
@@ -248,6 +304,10 @@ static int pg_connect(const struct ca_host *host, const struct ca_backend_settin
                 goto fail;
         }
         PQsetNoticeProcessor(c->pg, pg_notice, c);
+        c->cache.drop = drop_stmt;
+        c->cache.ctx = c;
+        if (getrandom(&c->tag, sizeof(c->tag), GRND_NONBLOCK) != (ssize_t)sizeof(c->tag))
+                c->tag = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)c;
         if (session_setup(c) != SQL_OK) {
                 rc = host->error(
                     err, c->unavailable ? CA_BACKEND_EUNAVAILABLE : CA_BACKEND_EINVALID,
@@ -267,6 +327,10 @@ fail:
 /* A connection found broken (the server restarted since) is reset once. */
 static int reset(struct sql_conn *c)
 {
+        /* The new session knows none of the old one's statements, and the schema may
+         * have changed while the server was away. */
+        sql_cache_clear(&c->cache, 0);
+        memset(&c->keys, 0, sizeof(c->keys));
         PQreset(c->pg);
         if (PQstatus(c->pg) != CONNECTION_OK) {
                 note_text(c, PQerrorMessage(c->pg));
@@ -274,6 +338,30 @@ static int reset(struct sql_conn *c)
                 return SQL_ERROR;
         }
         return session_setup(c);
+}
+
+/* Runs sql through its kept statement, preparing it first when new. The result of a
+ * failed prepare stands for the statement's. */
+static PGresult *exec_kept(struct sql_conn *c, const char *sql, const char *const *params, size_t n)
+{
+        if (atomic_load(&pg_unprepared))
+                return PQexecParams(c->pg, sql, (int)n, NULL, params, NULL, NULL, 0);
+        char name[48];
+        struct sql_cache_entry *e = sql_cache_find(&c->cache, sql);
+        if (!e) {
+                e = sql_cache_add(&c->cache, sql);
+                if (!e)
+                        return PQexecParams(c->pg, sql, (int)n, NULL, params, NULL, NULL, 0);
+                stmt_name(c, e, name);
+                PGresult *p = PQprepare(c->pg, name, sql, (int)n, NULL);
+                if (PQresultStatus(p) != PGRES_COMMAND_OK) {
+                        sql_cache_forget(e);
+                        return p;
+                }
+                PQclear(p);
+        }
+        stmt_name(c, e, name);
+        return PQexecPrepared(c->pg, name, (int)n, params, NULL, NULL, 0);
 }
 
 /* Runs one statement; NULL (with the error noted) when there is no result at all.
@@ -293,12 +381,12 @@ static PGresult *run(struct sql_conn *c, const char *sql, const char *const *par
                         return NULL;
                 retry = 0;
         }
-        PGresult *res = PQexecParams(c->pg, sql, (int)n, NULL, params, NULL, NULL, 0);
+        PGresult *res = exec_kept(c, sql, params, n);
         if (retry && PQstatus(c->pg) == CONNECTION_BAD) {
                 PQclear(res);
                 if (reset(c) != SQL_OK)
                         return NULL;
-                res = PQexecParams(c->pg, sql, (int)n, NULL, params, NULL, NULL, 0);
+                res = exec_kept(c, sql, params, n);
         }
         if (!res)
                 note_result(c, NULL);
@@ -414,10 +502,36 @@ out:
         return ret;
 }
 
+/* A unique index on the column alone (a primary key has one), without WHERE, checked at
+ * once: ON CONFLICT takes no deferrable constraint as its arbiter. The table is named as
+ * the statements name it, quoted, through the same search_path. */
+#define PG_KEY_UNIQUE                                                                              \
+        "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "             \
+        "a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass($1) AND i.indisunique AND "         \
+        "i.indimmediate AND i.indnatts = 1 AND i.indpred IS NULL AND a.attname = $2 LIMIT 1"
+
+static int pg_key_unique(struct sql_conn *c, const char *table, const char *column)
+{
+        int known = sql_key_memo_get(&c->keys, table, column);
+        if (known >= 0)
+                return known;
+        char quoted[SQL_KEY_IDENT_MAX + 2];
+        snprintf(quoted, sizeof(quoted), "\"%s\"", table);
+        const char *params[2] = {quoted, column};
+        char *col = NULL;
+        int rc = pg_query_row(c, PG_KEY_UNIQUE, params, 2, &col, 1);
+        free(col);
+        if (rc < 0)
+                return SQL_ERROR;
+        sql_key_memo_set(&c->keys, table, column, rc);
+        return rc;
+}
+
 static void pg_close(struct sql_conn *c)
 {
         if (!c)
                 return;
+        sql_cache_clear(&c->cache, 0); /* the session ends with PQfinish */
         PQfinish(c->pg);
         free(c);
 }
@@ -442,6 +556,7 @@ const struct sql_driver sql_driver_postgresql = {
     .rollback = pg_rollback,
     .exec = pg_exec,
     .query_row = pg_query_row,
+    .key_unique = pg_key_unique,
     .close = pg_close,
     .error = pg_error,
     .is_unavailable = pg_is_unavailable,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sbuf: a growing text buffer for plug-ins building statements, LDIF and messages.
  *
  * Shared by the project's plug-ins as a static library linked into each (plug-ins use the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* connector-agent/backend.h: the back-end plug-in interface (the only installed header).
  *
  * A back-end is a shared object in the agent's back-end directory
@@ -7,10 +8,31 @@
  * The agent refuses a table whose major version differs from its own or whose size is
  * smaller than the major version's first table, with a clear error, at start.
  *
- * Versioning. CA_BACKEND_ABI_VERSION is (major << 16) | minor. A new minor version only
- * appends members at the end of struct ca_backend_ops and struct ca_host; both carry
- * their size, so each side checks the other's size before it uses a newer member. A
- * major version change is a break: old plug-ins are refused, never loaded half-way.
+ * Versioning. CA_BACKEND_ABI_VERSION is (major << 16) | minor. A major version change is
+ * a break: old plug-ins are refused, never loaded half-way. Within a major version both
+ * tables grow by one rule: a member added in minor version N is read only when the side
+ * that filled the table says minor >= N (abi_version); older tables simply lack it.
+ *   - struct ca_backend_ops: its 1.0 size is frozen (CA_BACKEND_OPS_SIZE_1_0) and the agent
+ *     refuses a smaller one. A new member takes the place of the first named spare
+ *     (spare_N, pointer-sized), so the table's size does not change; the member's comment
+ *     says the minor version that added it. When the spares are used up, members are
+ *     appended, still gated on the minor version (and size says they are there).
+ *   - struct ca_host: the agent fills all of it; members are appended, and a plug-in
+ *     checks for the last one it calls with CA_BACKEND_HOST_HAS (the entry macro does).
+ * A plug-in built for a newer minor version than the agent's loads when it needs nothing
+ * newer from the host (its entry point refuses otherwise); the agent ignores the members
+ * it does not know. From 1.1 on, a plug-in also carries its build signature, and the
+ * agent refuses one built for another ABI (pointer, long, size_t, time_t sizes, byte
+ * order) as "not binary compatible" instead of crashing in it.
+ *
+ * Lifetime. The agent loads a plug-in once per process. startup (1.1) is called once
+ * after loading, before any instance exists: initialise a library's global state there
+ * (libpq, libldap), never in instance_new, which runs again on each reload. shutdown is
+ * called once after the last instance is freed, before the object is closed. A plug-in
+ * must not rely on staying mapped (-z nodelete) after shutdown. A library that keeps
+ * state it cannot free (libpq's TLS BIO method, libldap's SASL set-up) is kept loaded
+ * instead, from startup: dlopen it again with RTLD_NOLOAD | RTLD_NODELETE (the project's
+ * sql and ldap plug-ins do, in sql_startup.c and ldap_startup.c).
  *
  * Threads. instance_new, mapping_check and instance_free run on the agent's main thread
  * at start (and on reload). session_open, execute, probe, describe, session_close run on
@@ -33,15 +55,28 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define CA_BACKEND_ABI_MAJOR       1
-#define CA_BACKEND_ABI_MINOR       0
+#define CA_BACKEND_ABI_MINOR       1
 #define CA_BACKEND_ABI_VERSION     ((uint32_t)((CA_BACKEND_ABI_MAJOR << 16) | CA_BACKEND_ABI_MINOR))
 #define CA_BACKEND_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
+#define CA_BACKEND_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
+
+/* The size of the 1.0 operations table, frozen: two uint32_t and 19 pointer-sized members
+ * (name, description, 9 operations, 8 spares). */
+#define CA_BACKEND_OPS_SIZE_1_0 (2 * sizeof(uint32_t) + 19 * sizeof(void *))
+
+/* The build signature (1.1): what the tables' layout depends on, plus a marker byte so
+ * that a zero spare never passes for a signature. */
+#define CA_BACKEND_SIGNATURE                                                                       \
+        ((uintptr_t)0xca000000u | (uintptr_t)(sizeof(void *) << 18) |                              \
+         (uintptr_t)(sizeof(long) << 12) | (uintptr_t)(sizeof(size_t) << 6) |                      \
+         (uintptr_t)sizeof(time_t) | (uintptr_t)(__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__) << 23)
 
 #define CA_BACKEND_ENTRY_SYMBOL "connector_agent_backend_entry"
 
@@ -156,6 +191,13 @@ struct ca_host {
         /* --- logging (never a secret) --- */
         void (*log)(enum ca_backend_log_level level, const char *fmt, ...)
             __attribute__((format(printf, 2, 3)));
+
+        /* --- appended after log: check with CA_BACKEND_HOST_HAS(host, state_dir) --- */
+        /* A directory the plug-in may keep files in across runs of the agent (the agent's
+         * state_dir; use a subfolder named after the plug-in), or NULL when this process
+         * executes no orders (doctor, --check-config, --dry-run). Borrowed, lives as long
+         * as the process. */
+        const char *(*state_dir)(void);
 };
 
 /* What a plug-in offers the agent. */
@@ -188,7 +230,11 @@ struct ca_backend_ops {
         int (*probe)(void *session, const struct ca_backend_order *order,
                      const struct ca_backend_settings *mapping, enum ca_backend_probe *answer,
                      struct ca_backend_result *r, struct ca_backend_error *err);
-        /* Is the target reachable with these credentials? For health and diagnostics. */
+        /* Required. Is the target reachable, with these credentials, and able to take
+         * orders? Called on an open session by `connector-agent doctor`, and by the executor
+         * to test whether a connector that became unreachable is back before it retries.
+         * CA_BACKEND_EUNAVAILABLE when it is not reachable, CA_BACKEND_EINVALID when it
+         * refuses the credentials or settings; err says why. Must not change the target. */
         int (*check)(void *session, struct ca_backend_error *err);
 
         /* Dry run: a human-readable account of what execute would do (the operations, the
@@ -198,7 +244,21 @@ struct ca_backend_ops {
                         const struct ca_backend_settings *mapping, struct ca_backend_result *r,
                         struct ca_backend_error *err);
 
-        void *reserved[8]; /* zero; room to grow within major version 1 */
+        /* --- 1.1: read only when abi_version's minor is at least 1 --- */
+        /* CA_BACKEND_SIGNATURE of the plug-in's build; required from 1.1 on. */
+        uintptr_t signature;
+        /* Once per process, after loading and before the first instance_new; may be NULL.
+         * A failure refuses the plug-in, with err saying why. */
+        int (*startup)(const struct ca_host *host, struct ca_backend_error *err);
+        /* Once, after the last instance_free and before unloading; may be NULL. */
+        void (*shutdown)(void);
+
+        /* Spares, zero: each new member replaces the first one, in place. */
+        void *spare_3;
+        void *spare_4;
+        void *spare_5;
+        void *spare_6;
+        void *spare_7;
 };
 
 typedef const struct ca_backend_ops *(*ca_backend_entry_fn)(uint32_t host_abi_version,

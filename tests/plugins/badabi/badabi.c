@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* badabi: a test plug-in the loader must refuse. CA_TEST_BADABI_MODE picks how it is
  * wrong: "major" (default: built for interface 2.0), "null" (returns no table),
  * "small" (a table smaller than version 1's), "name" (calls itself something else),
- * "noop" (lacks execute). */
+ * "noop" (lacks execute), "signature" (built for another ABI), "startup" (its startup
+ * hook fails). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +15,11 @@ static int nothing(void)
 }
 
 static struct ca_backend_ops ops;
+
+static int failing_startup(const struct ca_host *h, struct ca_backend_error *err)
+{
+        return h->error(err, CA_BACKEND_EINVALID, NULL, "libfoo: cannot initialise");
+}
 
 CA_BACKEND_EXPORT const struct ca_backend_ops *
 connector_agent_backend_entry(uint32_t v, const struct ca_host *h);
@@ -26,6 +33,7 @@ connector_agent_backend_entry(uint32_t v, const struct ca_host *h)
         memset(&ops, 0, sizeof(ops));
         ops.abi_version = CA_BACKEND_ABI_VERSION;
         ops.size = sizeof(ops);
+        ops.signature = CA_BACKEND_SIGNATURE;
         ops.name = "badabi";
         ops.description = "refused on purpose";
         /* Any non-NULL function will do: the loader must refuse before calling one. */
@@ -46,6 +54,10 @@ connector_agent_backend_entry(uint32_t v, const struct ca_host *h)
                 ops.name = "sql";
         else if (strcmp(mode, "noop") == 0)
                 ops.execute = NULL;
+        else if (strcmp(mode, "signature") == 0)
+                ops.signature = 0xca000000u | (8u << 18) | (8u << 12) | (8u << 6) | 4u;
+        else if (strcmp(mode, "startup") == 0)
+                ops.startup = failing_startup;
         else if (strcmp(mode, "ok") != 0)
                 ops.abi_version = (2u << 16) | 0u;
         return &ops;

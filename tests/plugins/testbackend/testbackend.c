@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* testbackend: a back-end whose "target" is a file, for the agent's tests.
  *
  * Built like an outside plug-in: connector-agent/backend.h and the host table only.
@@ -13,6 +14,7 @@
  *   trace_file  path, optional: "start <assignment> <key>\n" and "end <assignment>
  *               <key>\n" around each execute, to check ordering and overlap
  *   delay       duration slept before each execute applies (default 0)
+ *   probe_delay duration slept before each probe answers (default 0)
  *   count_only  yes: no file at all, applications are counted in memory (benchmarks;
  *               the count is logged when the instance is freed)
  *   order_timeout  duration, passed by the agent (default 60s); sleep:<ms> honours it
@@ -21,9 +23,14 @@
  *   unavailable  CA_BACKEND_EUNAVAILABLE: while down_file exists, or always when no
  *                down_file is set
  *   indoubt      applied, then CA_BACKEND_EINDOUBT
+ *   indoubt_once the first time (per state_file): CA_BACKEND_EINDOUBT without applying
+ *                (a timeout before the target acted), remembered in
+ *                "<state_file>.lost.<key>"; then applied as usual
  *   invalid      CA_BACKEND_EINVALID (not applied)
  *   sleep:<ms>   sleeps that long (at most order_timeout: past it, Errored "timed out")
  *   hang:<ms>    sleeps that long ignoring order_timeout (a wedged target)
+ *   linger:<ms>  applied, then sleeps that long before answering (a slow answer: an
+ *                agent paused there comes back with an outcome another settled)
  * Executed results carry ResourceIdentifier "test:<key>"; describe says
  * "would record <key>". */
 #include <connector-agent/backend.h>
@@ -48,6 +55,7 @@ struct tb_instance {
         char *down_file;
         char *trace_file;
         uint64_t delay_ms;
+        uint64_t probe_delay_ms;
         uint64_t timeout_ms;
         int count_only;
         atomic_ulong applied;
@@ -101,21 +109,31 @@ static const char *change_name(enum ca_backend_change c)
         }
 }
 
-/* One write(2) per line with O_APPEND, so lines from parallel sessions never mix. err
- * may be NULL (trace lines are best effort). */
-static int append_line(const char *path, const char *line, int sync, struct ca_backend_error *err)
+/* One write(2) per line with O_APPEND, so lines from parallel sessions never mix. A
+ * SIGKILL can still cut a write short where it crosses a page of the file (the kernel
+ * checks for a fatal signal between pages): the torn record of a killed process would
+ * then run into the next one ("ge" + "gen-1 Added"), hiding that key from state_has.
+ * So a write that follows a record without its newline starts with one. err may be
+ * NULL (trace lines are best effort). */
+static int append_line(const char *path, const char *text, int sync, struct ca_backend_error *err)
 {
-        size_t len = strlen(line);
+        char line[TB_LINE_MAX + 1];
         char buf[128];
         ssize_t n;
         int fd, rc = CA_BACKEND_OK;
+        struct stat st;
+        char last = '\n';
 
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0 && !err)
                 return CA_BACKEND_EINTERNAL;
         if (fd < 0)
                 return host->error(err, CA_BACKEND_EINTERNAL, NULL, "test: opening %s: %s", path,
                                    errstr(errno, buf, sizeof(buf)));
+        if (fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
+                last = '\n';
+        snprintf(line, sizeof(line), "%s%s", last == '\n' ? "" : "\n", text);
+        size_t len = strlen(line);
         n = write(fd, line, len);
         if (n != (ssize_t)len && !err) {
                 rc = CA_BACKEND_EINTERNAL;
@@ -185,6 +203,8 @@ static int tb_instance_new(const struct ca_host *h, const struct ca_backend_sett
         inst->trace_file = dup_or_null(h->setting(s, "trace_file"));
         if (!inst->state_file && !inst->count_only)
                 rc = h->error(err, CA_BACKEND_EINVALID, "state_file", "state_file is required");
+        if (h->setting_ms(s, "probe_delay", 0, &inst->probe_delay_ms, err) != CA_BACKEND_OK)
+                rc = CA_BACKEND_EINVALID;
         if (h->setting_ms(s, "delay", 0, &inst->delay_ms, err) != CA_BACKEND_OK)
                 rc = CA_BACKEND_EINVALID;
         if (h->setting_ms(s, "order_timeout", TB_DEFAULT_TIMEOUT, &inst->timeout_ms, err) !=
@@ -273,7 +293,7 @@ static int tb_execute(void *session, const struct ca_backend_order *o,
         const char *key = host->order_key(o);
         const char *outcome = host->argument(o, "test_outcome");
         char line[TB_LINE_MAX], rid[TB_LINE_MAX];
-        uint64_t ms = 0;
+        uint64_t ms = 0, linger_ms = 0;
         int indoubt = 0, rc = CA_BACKEND_OK;
 
         if (order_unavailable(inst, outcome))
@@ -295,8 +315,20 @@ static int tb_execute(void *session, const struct ca_backend_order *o,
                 goto out;
         } else if (strcmp(outcome, "indoubt") == 0) {
                 indoubt = 1;
+        } else if (strcmp(outcome, "indoubt_once") == 0) {
+                char marker[TB_LINE_MAX];
+                snprintf(marker, sizeof(marker), "%s.lost.%s", inst->state_file, key);
+                int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        close(fd);
+                        rc = host->error(err, CA_BACKEND_EINDOUBT, NULL,
+                                         "test: order %s timed out before the target acted", key);
+                        goto out;
+                }
         } else if (outcome_ms(outcome, "hang:", &ms)) {
                 sleep_ms(ms);
+        } else if (outcome_ms(outcome, "linger:", &linger_ms)) {
+                /* applied as usual, answered late */
         } else if (outcome_ms(outcome, "sleep:", &ms)) {
                 if (ms > inst->timeout_ms) {
                         sleep_ms(inst->timeout_ms);
@@ -325,6 +357,8 @@ static int tb_execute(void *session, const struct ca_backend_order *o,
                                  "test: order %s applied, then the connection dropped", key);
                 goto out;
         }
+        if (linger_ms)
+                sleep_ms(linger_ms);
         snprintf(rid, sizeof(rid), "test:%s", key);
         host->result_set(r, CA_BACKEND_EXECUTED, rid, "recorded %s", key);
 out:
@@ -345,6 +379,8 @@ static int tb_probe(void *session, const struct ca_backend_order *o,
                 return inst->down_file ? down_error(inst, err)
                                        : host->error(err, CA_BACKEND_EUNAVAILABLE, NULL,
                                                      "test target unavailable for order %s", key);
+        if (inst->probe_delay_ms)
+                sleep_ms(inst->probe_delay_ms);
         if (inst->count_only) {
                 *answer = CA_BACKEND_PROBE_UNKNOWN;
                 return CA_BACKEND_OK;
@@ -380,6 +416,7 @@ static int tb_describe(void *session, const struct ca_backend_order *o,
 static const struct ca_backend_ops tb_ops = {
     .abi_version = CA_BACKEND_ABI_VERSION,
     .size = sizeof(struct ca_backend_ops),
+    .signature = CA_BACKEND_SIGNATURE,
     .name = "testbackend",
     .description = "test back-end: records orders in a file",
     .instance_new = tb_instance_new,
