@@ -706,6 +706,12 @@ void guard_window_clear(struct guard_window *w)
         memset(w, 0, sizeof(*w));
 }
 
+void guard_window_empty(struct guard_window *w)
+{
+        w->head = 0;
+        w->n = 0;
+}
+
 size_t guard_window_count(struct guard_window *w, int64_t now_ms)
 {
         while (w->n && w->stamps[oldest(w)] <= now_ms - (int64_t)w->window_ms)

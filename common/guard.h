@@ -136,6 +136,8 @@ struct guard_window {
 /* Sets the window to rate (cap 0: no limit), keeping the newest stamps that fit. */
 int guard_window_set(struct guard_window *w, const struct guard_rate *rate);
 void guard_window_clear(struct guard_window *w);
+/* Forgets every admission, keeping the rate. */
+void guard_window_empty(struct guard_window *w);
 /* Admissions still inside the window at now_ms. */
 size_t guard_window_count(struct guard_window *w, int64_t now_ms);
 /* 1 when one more fits at now_ms (no limit: always); does not record it. */

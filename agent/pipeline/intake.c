@@ -344,46 +344,11 @@ void intake_holds_recheck(struct connector *c)
         pipeline_status_changed(a);
 }
 
-/* The rule a stored why names (journal_hold's text starts with the rule's key or says
- * which one it is behind). */
-static enum guard_rule rule_of(const char *why)
-{
-        for (int r = GUARD_RULE_MAX_ADDED; why && r < GUARD_RULES; r++)
-                if (strstr(why, guard_rule_key((enum guard_rule)r)))
-                        return (enum guard_rule)r;
-        return GUARD_RULE_MAX_DELETED;
-}
-
-struct seed {
-        struct policy *p;
-        int64_t now_s, now_ms;
-};
-
-static void seed_one(void *ctx, const char *change_type, unsigned guard_kinds, int64_t received_at)
-{
-        struct seed *s = ctx;
-        policy_seed(s->p, change_type, guard_kinds, received_at, s->now_s, s->now_ms);
-}
-
 int intake_holds_recover(struct connector *c, struct ca_error *err)
 {
-        struct ca_order **held = NULL;
-        char **whys = NULL;
         size_t n = 0;
-        /* A restart must not give the server a fresh window: what was taken within the
-         * longest one counts again. */
-        uint64_t longest = policy_longest_window(c->policy);
-        struct seed seed = {c->policy, time_wall_s(), (int64_t)time_mono_ms()};
-        int rc = longest ? journal_recent_taken(c->env->journal, c->name,
-                                                seed.now_s - (int64_t)(longest / 1000) - 1,
-                                                seed_one, &seed, err)
-                         : 0;
-        if (rc == 0)
-                rc = journal_held(c->env->journal, c->name, &held, &whys, &n, err);
-        for (size_t i = 0; rc == 0 && i < n; i++)
-                if (policy_hold_add(c->policy, held[i]->key, held[i]->assignment_id,
-                                    rule_of(whys[i])) < 0)
-                        rc = ca_error_set(err, -ENOMEM, "out of memory");
+        int rc = policy_recover(c->policy, c->env->journal, c->name, time_wall_s(),
+                                (int64_t)time_mono_ms(), &n, err);
         if (rc == 0 && n) {
                 log_ctx(CA_LOG_NOTICE, c->name, NULL,
                         "%zu order(s) held by a guardrail before the restart stay held, in their "
@@ -391,8 +356,6 @@ int intake_holds_recover(struct connector *c, struct ca_error *err)
                         n);
                 holds_status(c);
         }
-        journal_orders_free(held, n);
-        journal_whys_free(whys, n);
         return rc;
 }
 

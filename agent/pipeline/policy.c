@@ -2,6 +2,8 @@
 /* policy: what an order touches, judged against its connector's guardrails (policy.h). */
 #include "policy.h"
 
+#include "journal.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -248,6 +250,15 @@ int policy_new(const struct ca_config_connector *cfg, struct policy **out, struc
         return 0;
 }
 
+static void holds_clear(struct policy *p)
+{
+        for (size_t i = 0; i < p->nholds; i++) {
+                free(p->holds[i].key);
+                free(p->holds[i].assignment);
+        }
+        p->nholds = 0;
+}
+
 void policy_free(struct policy *p)
 {
         if (!p)
@@ -255,10 +266,7 @@ void policy_free(struct policy *p)
         guard_rules_free(p->rules);
         for (int k = 0; k < GUARD_KINDS; k++)
                 guard_window_clear(&p->windows[k]);
-        for (size_t i = 0; i < p->nholds; i++) {
-                free(p->holds[i].key);
-                free(p->holds[i].assignment);
-        }
+        holds_clear(p);
         free(p->holds);
         free(p);
 }
@@ -392,6 +400,59 @@ uint64_t policy_longest_window(const struct policy *p)
                 if (p->rules->rates[k].count && p->rules->rates[k].window_ms > longest)
                         longest = p->rules->rates[k].window_ms;
         return longest;
+}
+
+/* The rule a stored why names (journal_hold's text starts with the rule's key or says
+ * which one it is behind). */
+static enum guard_rule rule_of(const char *why)
+{
+        for (int r = GUARD_RULE_MAX_ADDED; why && r < GUARD_RULES; r++)
+                if (strstr(why, guard_rule_key((enum guard_rule)r)))
+                        return (enum guard_rule)r;
+        return GUARD_RULE_MAX_DELETED;
+}
+
+struct seed {
+        struct policy *p;
+        int64_t now_s, now_ms;
+};
+
+static void seed_one(void *ctx, const char *change_type, unsigned guard_kinds, int64_t received_at)
+{
+        struct seed *s = ctx;
+        policy_seed(s->p, change_type, guard_kinds, received_at, s->now_s, s->now_ms);
+}
+
+int policy_recover(struct policy *p, struct journal *j, const char *connector, int64_t now_s,
+                   int64_t now_ms, size_t *nheld, struct ca_error *err)
+{
+        /* From empty, whatever this policy saw before: the journal is the record, and a
+         * recovery may run again after one that failed half-way, or after a role lost and
+         * taken back. */
+        for (int k = 0; k < GUARD_KINDS; k++)
+                guard_window_empty(&p->windows[k]);
+        holds_clear(p);
+        *nheld = 0;
+        /* A restart must not give the server a fresh window: what was taken within the
+         * longest one counts again. */
+        uint64_t longest = policy_longest_window(p);
+        struct seed seed = {p, now_s, now_ms};
+        int rc = longest ? journal_recent_taken(j, connector, now_s - (int64_t)(longest / 1000) - 1,
+                                                seed_one, &seed, err)
+                         : 0;
+        struct ca_order **held = NULL;
+        char **whys = NULL;
+        size_t n = 0;
+        if (rc == 0)
+                rc = journal_held(j, connector, &held, &whys, &n, err);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+                if (policy_hold_add(p, held[i]->key, held[i]->assignment_id, rule_of(whys[i])) < 0)
+                        rc = ca_error_set(err, -ENOMEM, "out of memory");
+        if (rc == 0)
+                *nheld = n;
+        journal_orders_free(held, n);
+        journal_whys_free(whys, n);
+        return rc;
 }
 
 int policy_hold_add(struct policy *p, const char *key, const char *assignment, enum guard_rule rule)

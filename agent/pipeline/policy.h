@@ -9,8 +9,8 @@
  * order is kept. Computes what an order touches from the order and its mapping, as the
  * back-end would (ldap: the entry's DN, the groups it joins or leaves, where it moves;
  * sql: the table, the membership table and the key), so that no plug-in has to be asked.
- * Pure logic: no journal, no loop, no clock (callers pass the time, in ms). Loop thread
- * only. */
+ * No loop and no clock (callers pass the time, in ms); the journal is read only by
+ * policy_recover, from the journal its caller names. Loop thread only. */
 #ifndef CA_POLICY_H
 #define CA_POLICY_H
 
@@ -21,6 +21,8 @@
 #include "error.h"
 #include "guard.h"
 #include "order.h"
+
+struct journal;
 
 enum policy_verdict {
         POLICY_ADMIT = 0,
@@ -68,6 +70,12 @@ void policy_note_released(struct policy *p, const struct ca_order *o,
  * received_s (wall clock), seen at now_s (wall) and now_ms (the windows' clock). */
 void policy_seed(struct policy *p, const char *change_type, unsigned kinds, int64_t received_s,
                  int64_t now_s, int64_t now_ms);
+/* Rebuilds the windows (policy_seed) and the hold index from connector's journal
+ * entries, from empty: what the policy held before is forgotten, so a recovery that runs
+ * again (after one that failed half-way, or a role taken back) counts nothing twice.
+ * *nheld: the held orders found. 0, or the journal's error. */
+int policy_recover(struct policy *p, struct journal *j, const char *connector, int64_t now_s,
+                   int64_t now_ms, size_t *nheld, struct ca_error *err);
 /* The longest window of the rules, in ms (0: no limit). */
 uint64_t policy_longest_window(const struct policy *p);
 

@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "guard.h"
+#include "journal.h"
 #include "policy.h"
 
 #define HOUR_MS (3600LL * 1000)
@@ -447,6 +450,65 @@ static void test_seed_kinds(void **state)
         policy_free(p);
 }
 
+/* A recovery that runs again (the first failed half-way through a takeover, or a role was
+ * lost and taken back) rebuilds the windows and the hold index from the journal alone:
+ * nothing counts twice, and what the policy saw before is forgotten. */
+static void test_recover_again(void **state)
+{
+        (void)state;
+        char dir[] = "/tmp/ca-policy-XXXXXX", path[64];
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/journal.db", dir);
+        struct journal *j = NULL;
+        struct ca_error err = {0};
+        assert_int_equal(journal_open(path, 1, &j, &err), 0);
+        struct fixture f;
+        ldap_fixture(&f);
+        f.conn.max_deleted = "5/1h";
+        struct policy *p = policy_of(&f);
+        struct policy_decision d;
+        /* Three Deleted orders taken, two held (in one assignment) past the limit. */
+        for (int i = 0; i < 5; i++) {
+                struct ca_order *o = deleted(i, i < 3 ? "a" : "h");
+                assert_int_equal(policy_judge(p, o, &f.rt, 0, &d), POLICY_ADMIT);
+                int rc = i < 3 ? journal_queue(j, f.conn.name, o, &err)
+                               : journal_hold(j, f.conn.name, o, "max_deleted = 5/1h: test", &err);
+                assert_int_equal(rc, 0);
+                order_free(o);
+        }
+        assert_int_equal(journal_commit(j, &err), 0);
+        /* What the policy saw before (5 admissions, and a stale hold) is not the record. */
+        assert_int_equal(policy_hold_add(p, "stale", "s", GUARD_RULE_MAX_DELETED), 0);
+        const int64_t now_s = time(NULL), now_ms = 1000;
+        size_t nheld = 0;
+        for (int round = 0; round < 3; round++) {
+                assert_int_equal(policy_recover(p, j, f.conn.name, now_s, now_ms, &nheld, &err), 0);
+                assert_int_equal(nheld, 2);
+                assert_int_equal(policy_held(p), 2);
+        }
+        assert_string_equal(policy_held_key(p, 0), "d003");
+        assert_string_equal(policy_held_key(p, 1), "d004");
+        assert_int_equal(policy_held_rule(p), GUARD_RULE_MAX_DELETED);
+        /* Three of five used: two more fit, the next is held. */
+        for (int i = 10; i < 13; i++) {
+                struct ca_order *o = deleted(i, "n");
+                assert_int_equal(policy_judge(p, o, &f.rt, now_ms, &d),
+                                 i < 12 ? POLICY_ADMIT : POLICY_HOLD);
+                order_free(o);
+        }
+        policy_free(p);
+        journal_close(j);
+        const char *const ext[] = {"", "-wal", "-shm"};
+        for (int i = 0; i < 3; i++) {
+                char q[96];
+                snprintf(q, sizeof(q), "%s%s", path, ext[i]);
+                unlink(q);
+        }
+        snprintf(path, sizeof(path), "%s/journal.key", dir);
+        unlink(path);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_reload_loosened(void **state)
 {
         (void)state;
@@ -533,6 +595,7 @@ int main(void)
             cmocka_unit_test(test_reload_loosened),
             cmocka_unit_test(test_seed_from_journal),
             cmocka_unit_test(test_seed_kinds),
+            cmocka_unit_test(test_recover_again),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
