@@ -49,13 +49,30 @@ struct job {
         enum executor_op submitted; /* what the caller asked for */
 };
 
-/* One entry of the completion list: an outcome, or a breaker change. */
+/* One entry of the completion list: an outcome, or a breaker change. Behind a fast
+ * back-end thousands of outcomes wait here for the loop, so an entry keeps only the text
+ * it has (the result's message and resource identifier and the error, each NUL-ended, in
+ * text), not struct executor_outcome's fixed buffers: the loop rebuilds the outcome on
+ * its stack for the done callback. */
 struct completion {
         STAILQ_ENTRY(completion) link;
-        struct executor_outcome *outcome; /* NULL for a status change */
+        struct ca_order *order; /* owned; NULL for a status change */
+        const struct ca_config_resource_type *mapping;
+        enum executor_op op, submitted;
+        int rc;
+        enum ca_backend_probe probe;
+        int result_set;
+        enum ca_backend_state state;
+        uint64_t duration_ms;
         int connected;
-        char why[BACKEND_MESSAGE_MAX];
+        char text[]; /* an outcome's three texts, or a status change's why */
 };
+
+/* The most text an outcome has. */
+#define COMPLETION_TEXT_MAX                                                                        \
+        (sizeof(((struct executor_outcome *)0)->result.message) +                                  \
+         sizeof(((struct executor_outcome *)0)->result.resource_identifier) +                      \
+         sizeof(((struct executor_outcome *)0)->error))
 
 struct worker {
         struct executor *e;
@@ -143,12 +160,68 @@ static void wake_loop(struct executor *e)
         event_active(e->wake, EV_READ, 0);
 }
 
-static void outcome_free(struct executor_outcome *o)
+/* Appends the NUL-ended text of field (at most its size) at *at. */
+static void pack_text(char *text, size_t *at, const char *field, size_t size)
 {
-        if (!o)
-                return;
-        order_free(o->order);
-        free(o);
+        size_t n = strnlen(field, size - 1);
+        memcpy(text + *at, field, n);
+        text[*at + n] = '\0';
+        *at += n + 1;
+}
+
+static const char *unpack_text(const char *text, size_t *at, char *field, size_t size)
+{
+        size_t n = strlen(text + *at);
+        memcpy(field, text + *at, n < size ? n + 1 : size);
+        field[size - 1] = '\0';
+        *at += n + 1;
+        return field;
+}
+
+/* The completion of out: into c (made with room for COMPLETION_TEXT_MAX before the job
+ * ran, so that a finished job never lacks one), shrunk to what it holds; or, with c
+ * NULL, a new one (NULL when out of memory). */
+static struct completion *completion_of(const struct executor_outcome *out, struct completion *c)
+{
+        char text[COMPLETION_TEXT_MAX];
+        size_t n = 0;
+        pack_text(text, &n, out->result.message, sizeof(out->result.message));
+        pack_text(text, &n, out->result.resource_identifier,
+                  sizeof(out->result.resource_identifier));
+        pack_text(text, &n, out->error, sizeof(out->error));
+        if (!c && !(c = malloc(sizeof(*c) + n)))
+                return NULL;
+        c->order = out->order;
+        c->mapping = out->mapping;
+        c->op = out->op;
+        c->submitted = out->submitted;
+        c->rc = out->rc;
+        c->probe = out->probe;
+        c->result_set = out->result.set;
+        c->state = out->result.state;
+        c->duration_ms = out->duration_ms;
+        c->connected = 0;
+        memcpy(c->text, text, n);
+        struct completion *small = realloc(c, sizeof(*c) + n);
+        return small ? small : c;
+}
+
+static void completion_outcome(const struct completion *c, struct executor_outcome *out)
+{
+        size_t n = 0;
+        out->order = c->order;
+        out->mapping = c->mapping;
+        out->op = c->op;
+        out->submitted = c->submitted;
+        out->rc = c->rc;
+        out->probe = c->probe;
+        out->result.set = c->result_set;
+        out->result.state = c->state;
+        out->duration_ms = c->duration_ms;
+        unpack_text(c->text, &n, out->result.message, sizeof(out->result.message));
+        unpack_text(c->text, &n, out->result.resource_identifier,
+                    sizeof(out->result.resource_identifier));
+        unpack_text(c->text, &n, out->error, sizeof(out->error));
 }
 
 /* Caller holds e->mu. Queues a breaker change for the status callback. A failed
@@ -156,7 +229,8 @@ static void outcome_free(struct executor_outcome *o)
  * right. */
 static void breaker_notify_locked(struct executor *e, int connected, const char *why)
 {
-        struct completion *c = calloc(1, sizeof(*c));
+        size_t n = why ? strnlen(why, BACKEND_MESSAGE_MAX - 1) : 0;
+        struct completion *c = calloc(1, sizeof(*c) + n + 1);
 
         if (!c) {
                 log_ctx(CA_LOG_ERR, e->conn->name, NULL,
@@ -164,7 +238,7 @@ static void breaker_notify_locked(struct executor *e, int connected, const char 
                 return;
         }
         c->connected = connected;
-        snprintf(c->why, sizeof(c->why), "%s", why ? why : "");
+        memcpy(c->text, why ? why : "", n);
         completion_push_locked(e, c);
 }
 
@@ -414,15 +488,13 @@ static void settle_in_place(struct worker *w, struct job *job, struct executor_o
 static int worker_run(struct worker *w, struct job *job, int retry)
 {
         struct executor *e = w->e;
-        struct executor_outcome *out = calloc(1, sizeof(*out));
-        struct completion *c = calloc(1, sizeof(*c));
+        struct executor_outcome outcome = {0}, *out = &outcome;
+        struct completion *c = malloc(sizeof(*c) + COMPLETION_TEXT_MAX);
         int wake = 0;
 
-        if (!out || !c) {
+        if (!c) {
                 struct timespec ts;
 
-                free(out);
-                free(c);
                 pthread_mutex_lock(&e->mu);
                 /* No room for the outcome: keep the job in its place and give the
                  * allocator a moment rather than spinning. */
@@ -447,7 +519,6 @@ static int worker_run(struct worker *w, struct job *job, int retry)
                         breaker_open_locked(e, out->error);
                         wake = 1;
                 }
-                free(out);
                 free(c);
                 return wake;
         }
@@ -470,8 +541,7 @@ static int worker_run(struct worker *w, struct job *job, int retry)
         out->op = job->op;
         out->submitted = job->submitted;
         free(job);
-        c->outcome = out;
-        completion_push_locked(e, c);
+        completion_push_locked(e, completion_of(out, c));
         return 1;
 }
 
@@ -568,18 +638,18 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 
         while ((c = STAILQ_FIRST(&list))) {
                 STAILQ_REMOVE_HEAD(&list, link);
-                if (c->outcome) {
-                        struct worker *w = &e->workers[executor_worker_of(e, c->outcome->order)];
+                if (c->order) {
+                        struct worker *w = &e->workers[executor_worker_of(e, c->order)];
+                        struct executor_outcome out;
                         w->load = w->load ? w->load - 1 : 0;
                         w->returned++;
                         e->pending--;
-                        e->done(e->ctx, c->outcome);
-                        /* The callback took the order; the outcome itself is ours. */
-                        free(c->outcome);
+                        completion_outcome(c, &out);
+                        e->done(e->ctx, &out); /* it takes the order */
                 } else if (c->connected != e->connected_seen) {
                         e->connected_seen = c->connected;
                         if (e->status)
-                                e->status(e->ctx, c->connected, c->why);
+                                e->status(e->ctx, c->connected, c->text);
                 }
                 free(c);
         }
@@ -831,26 +901,24 @@ void executor_drain(struct executor *e)
                 struct job *job;
 
                 while ((job = STAILQ_FIRST(&w->jobs))) {
-                        struct executor_outcome *out = calloc(1, sizeof(*out));
-                        struct completion *c = out ? calloc(1, sizeof(*c)) : NULL;
+                        struct executor_outcome out = {
+                            .order = job->order,
+                            .mapping = job->mapping,
+                            .op = job->op,
+                            .submitted = job->submitted,
+                            .rc = EXECUTOR_ABANDONED,
+                            .error = "not started: the agent is stopping",
+                        };
+                        struct completion *c = completion_of(&out, NULL);
 
                         if (!c) {
                                 /* Keep it queued: executor_free frees what is left. */
-                                free(out);
                                 log_ctx(CA_LOG_ERR, e->conn->name, job->order->key,
                                         "out of memory abandoning a queued order");
                                 break;
                         }
                         queue_pop_locked(w);
-                        out->order = job->order;
-                        out->mapping = job->mapping;
-                        out->op = job->op;
-                        out->submitted = job->submitted;
-                        out->rc = EXECUTOR_ABANDONED;
-                        snprintf(out->error, sizeof(out->error),
-                                 "not started: the agent is stopping");
                         free(job);
-                        c->outcome = out;
                         completion_push_locked(e, c);
                         any = 1;
                 }
@@ -894,7 +962,7 @@ void executor_free(struct executor *e)
         /* Nobody will call done any more: free what was never handed back. */
         while ((c = STAILQ_FIRST(&e->done_list))) {
                 STAILQ_REMOVE_HEAD(&e->done_list, link);
-                outcome_free(c->outcome);
+                order_free(c->order);
                 free(c);
         }
         for (i = 0; i < e->nworkers; i++) {
