@@ -198,6 +198,12 @@ const char *order_json_text(struct ca_order *order)
         return order->json_text;
 }
 
+void order_drop_json_text(struct ca_order *order)
+{
+        free(order->json_text);
+        order->json_text = NULL;
+}
+
 int order_from_json(json_t *obj, struct ca_order **out, struct ca_error *err)
 {
         int ret = -ENOMEM;

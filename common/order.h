@@ -83,9 +83,13 @@ int order_from_json(json_t *obj, struct ca_order **out, struct ca_error *err);
 void order_free(struct ca_order *order);
 
 /* The whole order as compact JSON text (for programs and files), made once and owned by
- * the order: valid as long as the order. An order is used by one thread at a time (the
- * executor's rule), which is what makes the lazy cache safe. NULL on allocation failure. */
+ * the order: valid until order_drop_json_text or order_free. An order is used by one
+ * thread at a time (the executor's rule), which is what makes the lazy cache safe. NULL
+ * on allocation failure. */
 const char *order_json_text(struct ca_order *order);
+/* Frees that text; order_json_text makes it again when asked. An order that waits with
+ * thousands of others for a worker need not keep it once the journal has it. */
+void order_drop_json_text(struct ca_order *order);
 
 /* The key of an order without an Id (hex SHA-256, 64 chars + NUL). Exactly:
  *

@@ -274,7 +274,7 @@ static int record(struct journal *j, const char *connector, struct ca_order *ord
         if (!order->json)
                 return ca_error_set(err, -EINVAL, "journal: order %s has no JSON to keep",
                                     order->key);
-        /* The order keeps the text: its back-end's order_json reuses it. */
+        /* Usually the page's own slice (order_page_parse), not a new serialisation. */
         const char *json = order_json_text(order);
         if (!json)
                 return ca_error_set(err, -ENOMEM, "journal: cannot serialise order %s", order->key);

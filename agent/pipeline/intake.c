@@ -200,6 +200,9 @@ static int take_order(struct connector *c, struct ca_order *o,
                 pipeline_journal_error(a, &err);
                 return 0;
         }
+        /* Recorded: the text would wait with the order for nothing but a back-end that
+         * asks for it (order_json), which gets it made again. */
+        order_drop_json_text(o);
         return 1;
 }
 
