@@ -39,6 +39,15 @@ static inline void settings_make(struct ca_settings *s, const char *const *kv)
         }
 }
 
+/* Appends key = value to s. */
+static inline void settings_add(struct ca_settings *s, const char *key, const char *value)
+{
+        s->items = realloc(s->items, (s->count + 1) * sizeof(*s->items));
+        assert_non_null(s->items);
+        s->items[s->count] = (struct ca_setting){strdup(key), strdup(value), 0};
+        s->count++;
+}
+
 static inline void settings_clear(struct ca_settings *s)
 {
         for (size_t i = 0; i < s->count; i++) {

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "backend_loader.h"
+#include "backend_test_util.h"
 #include "dispatch.h"
 #include "executor.h"
 #include "timeutil.h"
@@ -210,14 +211,6 @@ static void on_status(void *ctx, int connected, const char *why)
         (void)ctx;
         (void)connected;
         (void)why;
-}
-
-static void settings_add(struct ca_settings *s, const char *key, const char *value)
-{
-        s->items = realloc(s->items, (s->count + 1) * sizeof(*s->items));
-        assert_non_null(s->items);
-        s->items[s->count] = (struct ca_setting){strdup(key), strdup(value), 0};
-        s->count++;
 }
 
 static struct fixture *fixture_new(unsigned workers, unsigned queue_max)
@@ -437,16 +430,9 @@ static void test_stop_requeues_what_was_marked(void **state)
 static int group_setup(void **state)
 {
         (void)state;
-        char dir[512];
-        const char *build = getenv("CA_TEST_BUILD_DIR");
-        struct ca_error err = {0};
         if (evthread_use_pthreads() < 0 || !(test_base = event_base_new()))
                 return -1;
-        snprintf(dir, sizeof(dir), "%s/backends", build ? build : ".");
-        if (backend_load(dir, "testbackend", &test_backend, &err) < 0) {
-                fprintf(stderr, "backend_load %s: %s\n", dir, err.msg);
-                return -1;
-        }
+        test_backend = load_backend("testbackend");
         return 0;
 }
 

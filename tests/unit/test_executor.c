@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "backend_loader.h"
+#include "backend_test_util.h"
 #include "executor.h"
 #include "timeutil.h"
 
@@ -96,27 +97,6 @@ static void on_status(void *ctx, int connected, const char *why)
         f->status[f->nstatus].connected = connected;
         snprintf(f->status[f->nstatus].why, sizeof(f->status[0].why), "%s", why ? why : "");
         f->nstatus++;
-}
-
-static void settings_add(struct ca_settings *s, const char *key, const char *value)
-{
-        s->items = realloc(s->items, (s->count + 1) * sizeof(*s->items));
-        assert_non_null(s->items);
-        s->items[s->count].key = strdup(key);
-        s->items[s->count].value = strdup(value);
-        s->items[s->count].line = 0;
-        s->count++;
-}
-
-static void settings_clear(struct ca_settings *s)
-{
-        for (size_t i = 0; i < s->count; i++) {
-                free(s->items[i].key);
-                free(s->items[i].value);
-        }
-        free(s->items);
-        s->items = NULL;
-        s->count = 0;
 }
 
 /* Builds the connector (extra: NULL-terminated key, value pairs) without starting it. */
@@ -837,20 +817,10 @@ static void test_lease_holds_jobs_back(void **state)
 
 static int group_setup(void **state)
 {
-        char dir[512];
-        const char *build = getenv("CA_TEST_BUILD_DIR");
-        struct ca_error err = {0};
-
-        if (evthread_use_pthreads() < 0)
+        (void)state;
+        if (evthread_use_pthreads() < 0 || !(test_base = event_base_new()))
                 return -1;
-        test_base = event_base_new();
-        if (!test_base)
-                return -1;
-        snprintf(dir, sizeof(dir), "%s/backends", build ? build : ".");
-        if (backend_load(dir, "testbackend", &test_backend, &err) < 0) {
-                fprintf(stderr, "backend_load %s: %s\n", dir, err.msg);
-                return -1;
-        }
+        test_backend = load_backend("testbackend");
         return 0;
 }
 
