@@ -878,16 +878,18 @@ def bench_sql_rounds(root, n, driver, rounds, builds):
 
 def bench_e2e_rounds(root, n, rounds, builds):
     """The pipeline alone (testbackend count_only, journal_sync yes), each build in turn
-    per round, rotating: orders/s and agent CPU per 1,000 orders, medians."""
-    out = {label: {"orders_per_s": [], "cpu_ms_per_1000": []} for label, _ in builds}
+    per round, rotating: orders/s, agent CPU per 1,000 orders and peak RSS, medians."""
+    out = {label: {"orders_per_s": [], "cpu_ms_per_1000": [], "vm_hwm_kib": []}
+           for label, _ in builds}
     for rnd in range(rounds):
         for label, path in builds[rnd % len(builds):] + builds[:rnd % len(builds)]:
             use_build(path)
             f = bench_e2e(root, n, True)
             out[label]["orders_per_s"].append(f["orders_per_s"])
             out[label]["cpu_ms_per_1000"].append(f["cpu_ms_per_1000"])
-            log("  round %d %s: %.0f orders/s, %.1f ms CPU per 1,000" % (
-                rnd, label, f["orders_per_s"], f["cpu_ms_per_1000"]))
+            out[label]["vm_hwm_kib"].append(f["vm_hwm_kib"])
+            log("  round %d %s: %.0f orders/s, %.1f ms CPU per 1,000, peak RSS %.1f MiB" % (
+                rnd, label, f["orders_per_s"], f["cpu_ms_per_1000"], f["vm_hwm_kib"] / 1024))
     return {"n": n, "rounds": rounds, "builds": out, "loadavg_1m": loadavg()}
 
 
@@ -919,9 +921,12 @@ def e2e_rounds_rows(r):
     rows = []
     for label, f in r["builds"].items():
         rows.append(("pipeline alone %d orders (%s)" % (r["n"], label),
-                     "%.0f orders/s, %.1f ms CPU per 1,000 orders (medians of %d; orders/s %s)" % (
+                     "%.0f orders/s, %.1f ms CPU per 1,000 orders, peak RSS %.1f MiB (medians "
+                     "of %d; orders/s %s)" % (
                          statistics.median(f["orders_per_s"]),
-                         statistics.median(f["cpu_ms_per_1000"]), len(f["orders_per_s"]),
+                         statistics.median(f["cpu_ms_per_1000"]),
+                         statistics.median(f.get("vm_hwm_kib") or [0]) / 1024,
+                         len(f["orders_per_s"]),
                          " ".join("%.0f" % x for x in f["orders_per_s"])),
                      ">= 50000/s", verdict(statistics.median(f["orders_per_s"]) >= 50000),
                      "testbackend count_only, journal_sync yes, e2e tuning; builds in turn "
