@@ -571,19 +571,21 @@ int journal_mark_reported(struct journal *j, const char *connector, const char *
         int code = journal_write_start(j, err);
         if (code < 0)
                 return code;
-        int64_t now = time_wall_s();
-        int marked = 0;
-        for (size_t i = 0; i < count; i++) {
-                if (!keys[i])
-                        continue;
-                struct journal_arg args[] = {JA_TEXT(connector), JA_TEXT(keys[i]), JA_INT(now)};
-                code = journal_write(j, JS_MARK, args, 3, "marking results reported", err);
-                if (code < 0)
-                        return code;
-                if (marked < INT_MAX)
-                        marked += code;
-        }
-        return marked;
+        /* One statement for the whole acknowledgement, the keys as a JSON array: on
+         * PostgreSQL each statement is a round trip. */
+        json_t *list = json_array();
+        int ok = list != NULL;
+        for (size_t i = 0; ok && i < count; i++)
+                ok = !keys[i] || json_array_append_new(list, json_string(keys[i])) == 0;
+        char *text = ok ? json_dumps(list, JSON_COMPACT) : NULL;
+        json_decref(list);
+        if (!text)
+                return ca_error_set(err, -ENOMEM,
+                                    "journal: out of memory marking results reported");
+        struct journal_arg args[] = {JA_TEXT(connector), JA_TEXT(text), JA_INT(time_wall_s())};
+        code = journal_write(j, JS_MARK, args, 3, "marking results reported", err);
+        free(text);
+        return code;
 }
 
 void journal_orders_free(struct ca_order **orders, size_t count)

@@ -55,7 +55,8 @@ static const char *const stmt_sql[JS_COUNT_STMTS] = {
     [JS_COUNT_ONE] = "SELECT count(*) FROM ca_journal WHERE state = 2 AND connector = $1",
     [JS_COUNT_ALL] = "SELECT count(*) FROM ca_journal WHERE state = 2",
     [JS_MARK] = "UPDATE ca_journal SET state = 3, reported_at = $3 "
-                "WHERE connector = $1 AND key = $2 AND state = 2",
+                "WHERE connector = $1 AND state = 2 "
+                "AND key IN (SELECT jsonb_array_elements_text($2::jsonb))",
     [JS_IN_DOUBT] = "SELECT key, order_json FROM ca_journal "
                     "WHERE state = 1 AND connector = $1 ORDER BY seq",
     [JS_QUEUED] = "SELECT key, order_json FROM ca_journal "

@@ -274,6 +274,14 @@ static void test_state_machine(void **state)
         assert_int_equal(state_of(j, CONN, "o2"), JOURNAL_EXECUTING);
         assert_int_equal(state_of(j, CONN, "never-seen"), JOURNAL_UNKNOWN);
         assert_int_equal(journal_mark_reported(j, CONN, keys, 1, &err), 0); /* again: no-op */
+        /* Keys are the server's: whatever their characters, marked in one statement; a
+         * NULL entry is skipped and a repeated one counts once. */
+        const char *odd = "q\"'\\%_,)[]{}";
+        begin_ok(j, CONN, odd);
+        assert_int_equal(finish(j, CONN, odd, "odd"), 0);
+        const char *odd_keys[] = {odd, NULL, odd, "o2"};
+        assert_int_equal(journal_mark_reported(j, CONN, odd_keys, 4, &err), 1);
+        assert_int_equal(state_of(j, CONN, odd), JOURNAL_REPORTED);
         assert_int_equal(finish(j, CONN, "o1", "late"), -EEXIST);
         assert_int_equal(journal_result(j, CONN, "o1", &r, &err), 0);
         assert_string_equal(r->message, "first"); /* REPORTED keeps its result */
