@@ -288,6 +288,19 @@ static void test_argument_quoting(void **state)
         assert_non_null(strstr(r.message, "args.sh' 'a b' 'c\"d' 'e f'"));
         assert_non_null(strstr(r.message, "\"Id\":\"e1\""));
         order_free(o);
+        /* ... but never the order's values: one may be a password (protocol.md). */
+        o = order_make("{\"Id\":\"e2\",\"AssignedResourceTypeId\":\"9\",\"ChangeType\":"
+                       "\"Modified\",\"Changes\":{\"userPassword\":\"S3cret-pw\",\"enabled\":"
+                       "true,\"memberOf_add\":[\"cn=admins\"],\"n\":{\"pin\":\"0000\"}}}");
+        assert_int_equal(ops->describe(inst, backend_order(o), backend_settings(&map), &r, &err),
+                         CA_BACKEND_OK);
+        assert_null(strstr(r.message, "S3cret"));
+        assert_null(strstr(r.message, "cn=admins"));
+        assert_null(strstr(r.message, "0000"));
+        assert_non_null(strstr(r.message, "\"userPassword\":\"<hidden>\""));
+        assert_non_null(strstr(r.message, "\"enabled\":true"));
+        assert_non_null(strstr(r.message, "\"Id\":\"e2\""));
+        order_free(o);
         ops->instance_free(inst);
         settings_clear(&s);
 }

@@ -212,6 +212,9 @@ static void test_probe_and_describe(void **state)
                          CA_BACKEND_OK);
         assert_non_null(strstr(r.message, path));
         assert_non_null(strstr(r.message, "\"Id\":\"probe-1\""));
+        /* The order's values are not shown: one may be a password (protocol.md). */
+        assert_null(strstr(r.message, "\"uid\":\"p\""));
+        assert_non_null(strstr(r.message, "\"uid\":\"<hidden>\""));
         struct stat st;
         assert_int_equal(stat(path, &st), -1); /* describe wrote nothing */
 

@@ -33,6 +33,7 @@
 #include <connector-agent/backend.h>
 
 #include "children.h"
+#include "redact.h"
 
 #define EXEC_MAX_ARGS         64
 #define EXEC_MAX_ENV          32
@@ -961,13 +962,15 @@ static int exec_describe(void *session, const struct ca_backend_order *order,
         for (size_t i = 0; i < inst->env_count && o < sizeof(envs); i++)
                 o += (size_t)snprintf(envs + o, sizeof(envs) - o, ", %s", inst->env[i]);
         duration_text(inst->timeout_ms, dur, sizeof(dur));
-        const char *input = host->order_json(order);
+        /* The program gets the order whole; what is shown hides its values (redact.h). */
+        char *input = redact_order_json(host->order_json(order));
         if (!input)
                 return host->error(err, CA_BACKEND_EINTERNAL, NULL, "cannot serialise the order");
         host->result_set(r, CA_BACKEND_EXECUTED, NULL,
                          "would run %s (no shell, timeout %s, environment: %s) with standard "
                          "input: %s",
                          argv_text, dur, envs, input);
+        free(input);
         return CA_BACKEND_OK;
 }
 

@@ -20,6 +20,8 @@
 
 #include <connector-agent/backend.h>
 
+#include "redact.h"
+
 #define FILE_NAME_MAX    200 /* escaped names longer than this get a hash tail */
 #define FILE_NAME_PREFIX 135 /* what a long name keeps before its hash */
 #define FILE_READ_MAX    (64 * 1024 * 1024)
@@ -374,11 +376,13 @@ static int file_describe(void *session, const struct ca_backend_order *order,
         struct file_instance *inst = session;
         char name[FILE_NAME_MAX + 80];
         safe_name(host->order_key(order), name);
-        const char *text = host->order_json(order);
+        /* The file gets the order whole; what is shown hides its values (redact.h). */
+        char *text = redact_order_json(host->order_json(order));
         host->result_set(r, CA_BACKEND_EXECUTED, NULL,
                          "would write %s/%s (unless already there) with the order plus "
                          "\"ReceivedAt\": %s",
                          inst->dir, name, text ? text : "(none)");
+        free(text);
         return CA_BACKEND_OK;
 }
 
