@@ -370,7 +370,7 @@ enum worker_action {
         ACT_STOP,
         ACT_OPEN,  /* open the session */
         ACT_CHECK, /* breaker re-check through ops->check */
-        ACT_RUN,   /* run the head job (possibly as the breaker re-check) */
+        ACT_RUN,   /* run the head job */
 };
 
 /* Caller holds e->mu. Returns the next action, waiting as long as there is nothing to
@@ -403,22 +403,15 @@ static enum worker_action worker_next_locked(struct worker *w, struct job **job,
                         continue;
                 }
                 if (e->breaker_open) {
-                        /* One worker re-checks the target; the others hold their queues. A
-                         * worker that can re-check: one without a session (its open is the
-                         * test), one with ops->check, or one with a job to retry. */
-                        int can = !w->have_session || e->ops->check || !STAILQ_EMPTY(&w->jobs);
-
-                        if (!e->retry_busy && can && time_mono_ms() >= e->retry_at_ms) {
+                        /* One worker re-checks the target; the others hold their queues.
+                         * Without a session its open is the test; with one, ops->check
+                         * (required: the loader refuses a plug-in without it). */
+                        if (!e->retry_busy && time_mono_ms() >= e->retry_at_ms) {
                                 e->retry_busy = 1;
                                 *retry = 1;
-                                if (!w->have_session)
-                                        return ACT_OPEN;
-                                if (e->ops->check)
-                                        return ACT_CHECK;
-                                *job = queue_pop_locked(w);
-                                return ACT_RUN;
+                                return w->have_session ? ACT_CHECK : ACT_OPEN;
                         }
-                        if (!e->retry_busy && can) {
+                        if (!e->retry_busy) {
                                 timespec_at(&ts, e->retry_at_ms);
                                 pthread_cond_timedwait(&w->cv, &e->mu, &ts);
                         } else {
@@ -485,7 +478,7 @@ static void settle_in_place(struct worker *w, struct job *job, struct executor_o
 
 /* Runs job unlocked, then files its outcome under e->mu, which is held on return.
  * Returns 1 when the loop must be woken. */
-static int worker_run(struct worker *w, struct job *job, int retry)
+static int worker_run(struct worker *w, struct job *job)
 {
         struct executor *e = w->e;
         struct executor_outcome outcome = {0}, *out = &outcome;
@@ -499,8 +492,6 @@ static int worker_run(struct worker *w, struct job *job, int retry)
                 /* No room for the outcome: keep the job in its place and give the
                  * allocator a moment rather than spinning. */
                 queue_push_front_locked(w, job);
-                if (retry)
-                        retry_done_locked(e);
                 timespec_at(&ts, time_mono_ms() + EXECUTOR_NOMEM_PAUSE_MS);
                 pthread_cond_timedwait(&w->cv, &e->mu, &ts);
                 return 0;
@@ -512,10 +503,7 @@ static int worker_run(struct worker *w, struct job *job, int retry)
                 /* Never fail an order because the target is down: it keeps its place
                  * and waits for the breaker. */
                 queue_push_front_locked(w, job);
-                if (retry) {
-                        breaker_retry_failed_locked(e, out->error);
-                        retry_done_locked(e);
-                } else if (!e->breaker_open) {
+                if (!e->breaker_open) {
                         breaker_open_locked(e, out->error);
                         wake = 1;
                 }
@@ -525,16 +513,10 @@ static int worker_run(struct worker *w, struct job *job, int retry)
         if (out->rc == CA_BACKEND_EUNAVAILABLE) {
                 /* Draining: nothing was done, and nobody will wait for the target. */
                 out->rc = EXECUTOR_ABANDONED;
-                if (retry)
-                        retry_done_locked(e);
         } else {
                 /* The target answered this order: a later outage starts from the
                  * shortest delay again. */
                 backoff_reset(&e->backoff);
-                if (retry) {
-                        e->retry_busy = 0;
-                        breaker_close_locked(e);
-                }
         }
         out->order = job->order;
         out->mapping = job->mapping;
@@ -606,7 +588,7 @@ static void *worker_main(void *arg)
                                 wake = 1;
                         }
                 } else {
-                        wake = worker_run(w, job, retry);
+                        wake = worker_run(w, job);
                 }
                 /* Under e->mu is fine: the loop thread never holds libevent's base lock
                  * while it waits for e->mu (callbacks run with the base unlocked). */
