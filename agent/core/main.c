@@ -25,6 +25,7 @@ enum command {
         CMD_JOURNAL_LIST,
         CMD_JOURNAL_RESOLVE,
         CMD_JOURNAL_RELEASE,
+        CMD_JOURNAL_RESEND,
         CMD_DOCTOR,
         CMD_HEALTHCHECK,
         CMD_CONFIG_SHOW,
@@ -52,11 +53,13 @@ static void usage(FILE *out)
             out,
             "Usage: connector-agent [OPTIONS]\n"
             "       connector-agent [OPTIONS] journal list [--json] "
-            "[pending|queued|held|unreported|all]\n"
+            "[pending|queued|held|unreported|refused|all]\n"
             "       connector-agent [OPTIONS] journal resolve CONNECTOR KEY executed|errored "
             "MESSAGE\n"
             "       connector-agent [OPTIONS] journal release CONNECTOR KEY...|--all   run "
             "held orders\n"
+            "       connector-agent [OPTIONS] journal resend CONNECTOR KEY...|--all   send "
+            "refused results again\n"
             "       connector-agent [OPTIONS] doctor    diagnose the path to the server and "
             "targets\n"
             "       connector-agent [OPTIONS] healthcheck [--ready]   ask the running agent's "
@@ -136,7 +139,7 @@ static int parse_command(int argc, char **argv, struct options *o)
         if (strcmp(cmd, "journal") == 0) {
                 if (argc < 2) {
                         fprintf(stderr, "connector-agent: journal: which? (journal list, "
-                                        "journal resolve)\n");
+                                        "resolve, release or resend)\n");
                         return usage_error();
                 }
                 if (strcmp(argv[1], "list") == 0) {
@@ -150,7 +153,7 @@ static int parse_command(int argc, char **argv, struct options *o)
                                 else if (!have_selection &&
                                          (strcmp(w, "pending") == 0 || strcmp(w, "queued") == 0 ||
                                           strcmp(w, "held") == 0 || strcmp(w, "unreported") == 0 ||
-                                          strcmp(w, "all") == 0)) {
+                                          strcmp(w, "refused") == 0 || strcmp(w, "all") == 0)) {
                                         o->selection = w;
                                         have_selection = 1;
                                 } else
@@ -175,17 +178,22 @@ static int parse_command(int argc, char **argv, struct options *o)
                         o->resolve = argv + 2;
                         return 0;
                 }
-                if (strcmp(argv[1], "release") == 0) {
-                        o->command = CMD_JOURNAL_RELEASE;
+                if (strcmp(argv[1], "release") == 0 || strcmp(argv[1], "resend") == 0) {
+                        int release = strcmp(argv[1], "release") == 0;
+                        o->command = release ? CMD_JOURNAL_RELEASE : CMD_JOURNAL_RESEND;
                         int all = argc == 4 && strcmp(argv[3], "--all") == 0;
                         if (argc < 4 || argv[2][0] == '-') {
-                                fprintf(stderr, "connector-agent: journal release needs CONNECTOR "
-                                                "and KEY... or --all\n");
+                                fprintf(stderr,
+                                        "connector-agent: journal %s needs CONNECTOR "
+                                        "and KEY... or --all\n",
+                                        argv[1]);
                                 return usage_error();
                         }
                         for (int i = 3; !all && i < argc; i++)
                                 if (argv[i][0] == '-')
-                                        return unexpected("journal release", argv[i]);
+                                        return unexpected(release ? "journal release"
+                                                                  : "journal resend",
+                                                          argv[i]);
                         o->release = argv + 2;
                         o->release_count = all ? 0 : argc - 3;
                         return 0;
@@ -317,6 +325,15 @@ static int run_journal_command(struct ca_config *cfg, const struct options *o)
                                "within one poll interval, in their order (else at its next "
                                "start)\n",
                                o->release[0], released);
+        } else if (o->command == CMD_JOURNAL_RESEND) {
+                size_t resent = 0;
+                rc = journal_resend(j, o->release[0],
+                                    o->release_count ? (const char *const *)o->release + 1 : NULL,
+                                    (size_t)o->release_count, &resent, &err);
+                if (rc == 0)
+                        printf("%s: %zu refused result(s) go to the server again, with a running "
+                               "agent's next results (else at its next start)\n",
+                               o->release[0], resent);
         } else {
                 char *const *r = o->resolve; /* CONNECTOR KEY OUTCOME MESSAGE, checked */
                 enum ca_result_state state =
@@ -410,6 +427,7 @@ int main(int argc, char **argv)
                 case CMD_JOURNAL_LIST:
                 case CMD_JOURNAL_RESOLVE:
                 case CMD_JOURNAL_RELEASE:
+                case CMD_JOURNAL_RESEND:
                         rc = run_journal_command(cfg, &o);
                         break;
                 case CMD_DOCTOR:

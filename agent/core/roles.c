@@ -31,6 +31,7 @@ static int serve(struct agent *a, struct connector *c, const struct journal_role
                         rc = recovery_start(c, err);
                 if (rc < 0)
                         return rc;
+                connector_reporter_recount(c->report);
         }
         if (was_standby)
                 log_ctx(CA_LOG_NOTICE, c->name, NULL,

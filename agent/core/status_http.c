@@ -315,7 +315,7 @@ static void metrics(struct evbuffer *b, const struct agent *a)
              "Results the server refused (HTTP 400), held in the journal for an operator.");
         FOR_CONNECTORS(a, c)
         evbuffer_add_printf(b, "connector_agent_results_refused{connector=\"%s\"} %zu\n", c->name,
-                            report_stats(c).refused);
+                            c->refused + report_stats(c).refused);
         help(b, "connector_agent_poll_duration_seconds", "histogram",
              "Time of ProvisioningData calls.");
         FOR_CONNECTORS(a, c)

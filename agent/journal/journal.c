@@ -693,16 +693,16 @@ int journal_held(struct journal *j, const char *connector, struct ca_order ***ou
         return orders_in(j, JS_HELD, connector, out, whys, count, err);
 }
 
-int journal_held_count(struct journal *j, const char *connector, size_t *count,
-                       struct ca_error *err)
+/* One connector's count by a count(*) statement taking the connector alone. */
+static int count_of(struct journal *j, enum journal_stmt_id id, const char *connector,
+                    const char *what, size_t *count, struct ca_error *err)
 {
         *count = 0;
         if (!connector || !*connector)
                 return ca_error_set(err, -EINVAL, "journal: no connector");
-        const char *what = "counting held orders";
         struct journal_rows rows;
         struct journal_arg args[] = {JA_TEXT(connector)};
-        int code = journal_query(j, JS_COUNT_HELD, args, 1, &rows, what, err);
+        int code = journal_query(j, id, args, 1, &rows, what, err);
         if (code < 0)
                 return code;
         int rc = journal_next(&rows, what, err);
@@ -712,6 +712,31 @@ int journal_held_count(struct journal *j, const char *connector, size_t *count,
                 rc = ca_error_set(err, -EIO, "journal %s: no count while %s", j->name, what);
         journal_rows_done(&rows);
         return rc < 0 ? rc : 0;
+}
+
+int journal_held_count(struct journal *j, const char *connector, size_t *count,
+                       struct ca_error *err)
+{
+        return count_of(j, JS_COUNT_HELD, connector, "counting held orders", count, err);
+}
+
+int journal_refused_count(struct journal *j, const char *connector, size_t *count,
+                          struct ca_error *err)
+{
+        return count_of(j, JS_COUNT_REFUSED, connector, "counting refused results", count, err);
+}
+
+int journal_refuse_result(struct journal *j, const char *connector, const char *key,
+                          const char *answer, struct ca_error *err)
+{
+        int code = check_ids(connector, key, err);
+        if (code < 0)
+                return code;
+        if ((code = journal_write_start(j, err)) < 0)
+                return code;
+        struct journal_arg args[] = {JA_TEXT(connector), JA_TEXT(key),
+                                     JA_TEXT(answer && *answer ? answer : "no details")};
+        return journal_write(j, JS_REFUSE, args, 3, "keeping a refused result", err);
 }
 
 int journal_in_doubt(struct journal *j, const char *connector, struct ca_order ***out,

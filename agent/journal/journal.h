@@ -59,8 +59,8 @@
 #include "error.h"
 #include "order.h"
 
-#define CA_JOURNAL_SCHEMA_VERSION    4 /* SQLite: PRAGMA user_version */
-#define CA_JOURNAL_PG_SCHEMA_VERSION 4 /* PostgreSQL: ca_journal_schema.version */
+#define CA_JOURNAL_SCHEMA_VERSION    5 /* SQLite: PRAGMA user_version */
+#define CA_JOURNAL_PG_SCHEMA_VERSION 5 /* PostgreSQL: ca_journal_schema.version */
 
 enum journal_state {
         JOURNAL_UNKNOWN = 0, /* never seen */
@@ -158,6 +158,19 @@ int journal_recent_taken(struct journal *j, const char *connector, int64_t since
  * PostgreSQL, which has no such counter: there a release or refusal shows as a smaller
  * journal_held_count (only the agent itself adds HELD orders), so callers compare both. */
 int journal_data_version(struct journal *j, int64_t *version, struct ca_error *err);
+/* The server refused a FINISHED entry's result (HTTP 400: this body is wrong): answer,
+ * its body, is kept with it (journal list refused), and the result is neither read by
+ * journal_unreported nor counted by journal_unreported_count until journal_resend. In
+ * the open batch. 1 when kept, 0 when key is not FINISHED. */
+int journal_refuse_result(struct journal *j, const char *connector, const char *key,
+                          const char *answer, struct ca_error *err);
+int journal_refused_count(struct journal *j, const char *connector, size_t *count,
+                          struct ca_error *err);
+/* The operator's resend: the refused results of keys (count of them), or all of
+ * connector's when keys is NULL, go to the server again; committed before it returns. A
+ * key that is not a refused result is -ENOENT and nothing changes. *resent says how many. */
+int journal_resend(struct journal *j, const char *connector, const char *const *keys, size_t count,
+                   size_t *resent, struct ca_error *err);
 /* The operator's release: HELD -> QUEUED for keys (count of them), or every HELD order of
  * connector when keys is NULL; committed before it returns. A key that is not HELD is
  * -ENOENT / -EINVAL, and a key behind a HELD order of its assignment that is not

@@ -63,36 +63,55 @@ static int list_selection(const char *what, enum journal_stmt_id *id, struct ca_
                 *id = JS_LIST_HELD;
         else if (what && strcmp(what, "unreported") == 0)
                 *id = JS_LIST_UNREPORTED;
+        else if (what && strcmp(what, "refused") == 0)
+                *id = JS_LIST_REFUSED;
         else if (what && strcmp(what, "all") == 0)
                 *id = JS_LIST_ALL;
         else
                 return ca_error_set(err, -EINVAL,
                                     "journal list: unknown selection '%s' (pending, queued, "
-                                    "held, unreported or all)",
+                                    "held, unreported, refused or all)",
                                     what ? what : "");
         return 0;
 }
 
 struct list_counts {
-        size_t total, by_state[JOURNAL_STATE_COUNT];
+        size_t total, by_state[JOURNAL_STATE_COUNT], refused;
 };
 
-static void count_state(struct list_counts *n, int state)
+/* A FINISHED entry whose result the server refused (journal_refuse_result). */
+static int refused(struct journal_rows *st)
 {
+        return (int)journal_col_int(st, JLC_STATE) == JOURNAL_FINISHED &&
+               !journal_col_null(st, JLC_REFUSAL);
+}
+
+static void count_row(struct list_counts *n, struct journal_rows *st)
+{
+        int state = (int)journal_col_int(st, JLC_STATE);
         n->total++;
-        if (state >= 0 && state < JOURNAL_STATE_COUNT)
+        if (refused(st))
+                n->refused++;
+        else if (state >= 0 && state < JOURNAL_STATE_COUNT)
                 n->by_state[state]++;
 }
 
 static void print_row(FILE *f, struct journal_rows *st)
 {
         char received[32], finished[32], reported[32], msg[LIST_MESSAGE_MAX + 1];
+        char both[2 * LIST_MESSAGE_MAX + 64];
         int rs = (int)journal_col_int(st, JLC_RESULT_STATE);
         const char *m = journal_col_text(st, JLC_MESSAGE);
+        if (refused(st)) {
+                const char *a = journal_col_text(st, JLC_REFUSAL);
+                snprintf(both, sizeof(both), "the server refused it: %s (result: %s)",
+                         a && *a ? a : "no details", m && *m ? m : "-");
+                m = both;
+        }
         clean_message(m ? m : "", msg, sizeof(msg));
         fprintf(f, "%-16s %-36s %-9s %-8s %-10s %-12s %-20s %-20s %-20s %s\n",
                 text_or_dash(st, JLC_CONNECTOR), text_or_dash(st, JLC_KEY),
-                state_label((int)journal_col_int(st, JLC_STATE)),
+                refused(st) ? "REFUSED" : state_label((int)journal_col_int(st, JLC_STATE)),
                 rs ? result_state_name((enum ca_result_state)rs) : "-",
                 text_or_dash(st, JLC_CHANGE_TYPE), text_or_dash(st, JLC_ASSIGNMENT),
                 time_or_dash(st, JLC_RECEIVED, received, sizeof(received)),
@@ -116,7 +135,7 @@ int journal_list_to(struct journal *j, const char *what, FILE *f, struct ca_erro
         int rc;
         while ((rc = journal_next(st, "listing entries", err)) == 1) {
                 print_row(f, st);
-                count_state(&n, (int)journal_col_int(st, JLC_STATE));
+                count_row(&n, st);
         }
         if (rc < 0)
                 code = rc;
@@ -125,10 +144,10 @@ int journal_list_to(struct journal *j, const char *what, FILE *f, struct ca_erro
                 /* "N <selection> entries" is what scripts match: counts come after it. */
                 fprintf(f,
                         "%zu %s entr%s: %zu executing, %zu finished, %zu reported, %zu queued, "
-                        "%zu held\n",
+                        "%zu held, %zu refused\n",
                         n.total, what, n.total == 1 ? "y" : "ies", n.by_state[JOURNAL_EXECUTING],
                         n.by_state[JOURNAL_FINISHED], n.by_state[JOURNAL_REPORTED],
-                        n.by_state[JOURNAL_QUEUED], n.by_state[JOURNAL_HELD]);
+                        n.by_state[JOURNAL_QUEUED], n.by_state[JOURNAL_HELD], n.refused);
         if (code == 0 && id == JS_LIST_PENDING && n.total > 0)
                 fprintf(f, "While the agent is stopped, EXECUTING orders are in doubt: check "
                            "each on its target, then resolve it as Executed or Errored (journal "
@@ -137,6 +156,10 @@ int journal_list_to(struct journal *j, const char *what, FILE *f, struct ca_erro
                 fprintf(f, "HELD orders wait for an operator: release them (journal release "
                            "CONNECTOR KEY... or --all) to run them in their order, or refuse one "
                            "(journal resolve CONNECTOR KEY errored MESSAGE).\n");
+        if (code == 0 && n.refused > 0)
+                fprintf(f, "REFUSED results were answered HTTP 400 by the server and are not sent "
+                           "again on their own: once the server accepts them, send them again "
+                           "(journal resend CONNECTOR KEY... or --all).\n");
         return code;
 }
 
@@ -161,14 +184,15 @@ static json_t *json_row(struct journal_rows *st)
         if (!msg) /* not UTF-8: keep the entry, and say so */
                 msg = json_string("(message not valid UTF-8; see the table output)");
         return json_pack(
-            "{s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "connector",
+            "{s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "connector",
             json_text_or_null(st, JLC_CONNECTOR), "key", json_text_or_null(st, JLC_KEY), "state",
             state_label((int)journal_col_int(st, JLC_STATE)), "result",
             rs ? json_string(result_state_name((enum ca_result_state)rs)) : json_null(),
             "change_type", json_text_or_null(st, JLC_CHANGE_TYPE), "assignment",
             json_text_or_null(st, JLC_ASSIGNMENT), "received", json_time_or_null(st, JLC_RECEIVED),
             "finished", json_time_or_null(st, JLC_FINISHED), "reported",
-            json_time_or_null(st, JLC_REPORTED), "message", msg);
+            json_time_or_null(st, JLC_REPORTED), "message", msg, "refused_by_server",
+            refused(st) ? json_text_or_null(st, JLC_REFUSAL) : json_null());
 }
 
 int journal_list_json_to(struct journal *j, const char *what, FILE *f, struct ca_error *err)
@@ -189,7 +213,7 @@ int journal_list_json_to(struct journal *j, const char *what, FILE *f, struct ca
                         code = ca_error_set(err, -ENOMEM, "journal list: out of memory");
                         break;
                 }
-                count_state(&n, (int)journal_col_int(st, JLC_STATE));
+                count_row(&n, st);
         }
         if (!entries)
                 code = ca_error_set(err, -ENOMEM, "journal list: out of memory");
@@ -198,13 +222,14 @@ int journal_list_json_to(struct journal *j, const char *what, FILE *f, struct ca
         journal_rows_done(st);
         json_t *doc = NULL;
         if (code == 0) {
-                doc = json_pack("{s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "selection", what,
-                                "entries", entries, "counts", "total", (json_int_t)n.total,
+                doc = json_pack("{s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "selection",
+                                what, "entries", entries, "counts", "total", (json_int_t)n.total,
                                 "executing", (json_int_t)n.by_state[JOURNAL_EXECUTING], "finished",
                                 (json_int_t)n.by_state[JOURNAL_FINISHED], "reported",
                                 (json_int_t)n.by_state[JOURNAL_REPORTED], "queued",
                                 (json_int_t)n.by_state[JOURNAL_QUEUED], "held",
-                                (json_int_t)n.by_state[JOURNAL_HELD]);
+                                (json_int_t)n.by_state[JOURNAL_HELD], "refused",
+                                (json_int_t)n.refused);
                 entries = NULL; /* "o" took it, even on failure */
                 if (!doc || json_dumpf(doc, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
                         code = ca_error_set(err, -ENOMEM, "journal list: cannot write the JSON");
@@ -443,5 +468,60 @@ int journal_release(struct journal *j, const char *connector, const char *const 
         if (code < 0)
                 *released = 0;
         held_rows_free(rows, n);
+        return code;
+}
+
+/* Whether key of connector is a result the server refused. */
+static int is_refused(struct journal *j, const char *connector, const char *key,
+                      struct ca_error *err)
+{
+        const char *what = "reading refused results";
+        struct journal_rows rows;
+        int code = journal_query(j, JS_LIST_REFUSED, NULL, 0, &rows, what, err);
+        if (code < 0)
+                return code;
+        int rc, found = 0;
+        while (!found && (rc = journal_next(&rows, what, err)) == 1)
+                found = strcmp(text_or_dash(&rows, JLC_CONNECTOR), connector) == 0 &&
+                        strcmp(text_or_dash(&rows, JLC_KEY), key) == 0;
+        journal_rows_done(&rows);
+        return found ? 1 : rc < 0 ? rc : 0;
+}
+
+int journal_resend(struct journal *j, const char *connector, const char *const *keys, size_t count,
+                   size_t *resent, struct ca_error *err)
+{
+        *resent = 0;
+        if (!connector || !*connector)
+                return ca_error_set(err, -EINVAL, "journal resend: no connector");
+        /* Every key first: a wrong one changes nothing. */
+        for (size_t i = 0; keys && i < count; i++) {
+                int rc = is_refused(j, connector, keys[i], err);
+                if (rc < 0)
+                        return rc;
+                if (rc == 0)
+                        return ca_error_set(err, -ENOENT,
+                                            "journal resend: %s of %s is not a result the server "
+                                            "refused (journal list refused shows them)",
+                                            keys[i], connector);
+        }
+        int code = journal_write_start(j, err);
+        /* keys NULL: one statement for all of them (a NULL key matches every one). */
+        for (size_t i = 0; code == 0 && i < (keys ? count : 1); i++) {
+                struct journal_arg args[] = {JA_TEXT(connector), JA_TEXT(keys ? keys[i] : NULL)};
+                int rc =
+                    journal_write(j, JS_RESEND, args, 2, "sending a refused result again", err);
+                if (rc < 0)
+                        code = rc;
+                else
+                        *resent += (size_t)rc;
+        }
+        /* An operator's decision is acted on at once: durable before returning. */
+        if (code == 0)
+                code = journal_commit(j, err);
+        else
+                journal_commit(j, NULL);
+        if (code < 0)
+                *resent = 0;
         return code;
 }

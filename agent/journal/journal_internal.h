@@ -53,6 +53,10 @@ enum journal_stmt_id {
         JS_LIST_HELD,
         JS_LIST_UNREPORTED,
         JS_LIST_ALL,
+        JS_LIST_REFUSED,
+        JS_REFUSE, /* the server refused a result: its answer kept */
+        JS_RESEND, /* an operator: send it again */
+        JS_COUNT_REFUSED,
         JS_ROLE_LOCK,   /* PostgreSQL only: the poller's session lock (journal_serve) */
         JS_ROLE_TAKE,   /* ... the role's row, epoch counted up: RETURNING epoch */
         JS_ROLE_HOLDER, /* ... who holds it: holder, epoch */
@@ -86,6 +90,7 @@ enum journal_list_col {
         JLC_REPORTED,
         JLC_RESULT_STATE,
         JLC_MESSAGE,
+        JLC_REFUSAL, /* the server's answer to a refused result, or NULL */
 };
 
 /* One statement argument; a NULL text is SQL NULL. Arguments are numbered from 1 in the

@@ -28,7 +28,7 @@
         "owner_type, resource_identifier, executed_at"
 #define LIST_COLUMNS                                                                               \
         "connector, key, state, change_type, assignment_id, received_at, finished_at, "            \
-        "reported_at, result_state, message FROM ca_journal"
+        "reported_at, result_state, message, refusal FROM ca_journal"
 
 /* The twin of journal_sqlite.c's table: the same statements, arguments in the same order. */
 static const char *const stmt_sql[JS_COUNT_STMTS] = {
@@ -51,9 +51,11 @@ static const char *const stmt_sql[JS_COUNT_STMTS] = {
     [JS_RESULT] = "SELECT " RESULT_COLUMNS " FROM ca_journal "
                   "WHERE connector = $1 AND key = $2 AND state IN (2, 3)",
     [JS_UNREPORTED] = "SELECT " RESULT_COLUMNS " FROM ca_journal "
-                      "WHERE state = 2 AND connector = $1 ORDER BY seq LIMIT $2",
-    [JS_COUNT_ONE] = "SELECT count(*) FROM ca_journal WHERE state = 2 AND connector = $1",
-    [JS_COUNT_ALL] = "SELECT count(*) FROM ca_journal WHERE state = 2",
+                      "WHERE state = 2 AND refusal IS NULL AND connector = $1 "
+                      "ORDER BY seq LIMIT $2",
+    [JS_COUNT_ONE] = "SELECT count(*) FROM ca_journal WHERE state = 2 AND refusal IS NULL AND "
+                     "connector = $1",
+    [JS_COUNT_ALL] = "SELECT count(*) FROM ca_journal WHERE state = 2 AND refusal IS NULL",
     [JS_MARK] = "UPDATE ca_journal SET state = 3, reported_at = $3 "
                 "WHERE connector = $1 AND state = 2 "
                 "AND key IN (SELECT jsonb_array_elements_text($2::jsonb))",
@@ -85,6 +87,15 @@ static const char *const stmt_sql[JS_COUNT_STMTS] = {
     [JS_LIST_QUEUED] = "SELECT " LIST_COLUMNS " WHERE state = 4 ORDER BY seq",
     [JS_LIST_UNREPORTED] = "SELECT " LIST_COLUMNS " WHERE state = 2 ORDER BY seq",
     [JS_LIST_ALL] = "SELECT " LIST_COLUMNS " ORDER BY seq",
+    [JS_LIST_REFUSED] =
+        "SELECT " LIST_COLUMNS " WHERE state = 2 AND refusal IS NOT NULL ORDER BY seq",
+    [JS_REFUSE] =
+        "UPDATE ca_journal SET refusal = $3 WHERE connector = $1 AND key = $2 AND state = 2",
+    [JS_RESEND] = "UPDATE ca_journal SET refusal = NULL WHERE connector = $1 AND state = 2 AND "
+                  "refusal IS NOT NULL AND ($2::text IS NULL OR key = $2::text)",
+    [JS_COUNT_REFUSED] =
+        "SELECT count(*) FROM ca_journal WHERE state = 2 AND refusal IS NOT NULL AND "
+        "connector = $1",
     /* class "CAJ2": the schema's lock is "CAJ1" (journal_pg_schema.c) */
     [JS_ROLE_LOCK] = "SELECT pg_try_advisory_lock(1128352306, hashtext($1))",
     [JS_ROLE_TAKE] = "INSERT INTO ca_journal_roles (connector, holder, epoch, since) "

@@ -68,11 +68,11 @@ static const char pg_schema_v3[] = "CREATE TABLE IF NOT EXISTS ca_journal_roles 
 static const char pg_schema_v4[] =
     "ALTER TABLE ca_journal ADD COLUMN IF NOT EXISTS guard_kinds smallint NOT NULL DEFAULT 0;";
 
+/* Version 5 is SQLite's version 5: the server's answer to a refused result. */
+static const char pg_schema_v5[] = "ALTER TABLE ca_journal ADD COLUMN IF NOT EXISTS refusal text;";
+
 const struct journal_migration journal_pg_migrations[] = {
-    {1, pg_schema_v1},
-    {2, pg_schema_v2},
-    {3, pg_schema_v3},
-    {4, pg_schema_v4},
+    {1, pg_schema_v1}, {2, pg_schema_v2}, {3, pg_schema_v3}, {4, pg_schema_v4}, {5, pg_schema_v5},
 };
 const size_t journal_pg_migrations_count =
     sizeof(journal_pg_migrations) / sizeof(journal_pg_migrations[0]);

@@ -76,11 +76,13 @@ static const char schema_v3[] = ENTRIES_COPY("entries_v3", "5", "(1, 4, 5)");
 static const char schema_v4[] =
     "ALTER TABLE entries ADD COLUMN guard_kinds INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 5: refusal, the server's answer when it refused a FINISHED entry's result
+ * (HTTP 400); NULL otherwise. Such a result is not sent again until an operator says so
+ * (journal resend). */
+static const char schema_v5[] = "ALTER TABLE entries ADD COLUMN refusal TEXT;";
+
 const struct journal_migration journal_migrations[] = {
-    {1, schema_v1},
-    {2, schema_v2},
-    {3, schema_v3},
-    {4, schema_v4},
+    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5},
 };
 const size_t journal_migrations_count = sizeof(journal_migrations) / sizeof(journal_migrations[0]);
 

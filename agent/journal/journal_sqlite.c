@@ -18,7 +18,7 @@
         "owner_type, resource_identifier, executed_at"
 #define LIST_COLUMNS                                                                               \
         "connector, key, state, change_type, assignment_id, received_at, finished_at, "            \
-        "reported_at, result_state, message FROM entries"
+        "reported_at, result_state, message, refusal FROM entries"
 
 /* The arguments of each statement are in journal.c's order; see the PostgreSQL twin in
  * journal_pg.c, which must say the same thing. */
@@ -41,9 +41,11 @@ static const char *const stmt_sql[JS_COUNT_STMTS] = {
     [JS_RESULT] = "SELECT " RESULT_COLUMNS " FROM entries "
                   "WHERE connector = ?1 AND key = ?2 AND state IN (2, 3)",
     [JS_UNREPORTED] = "SELECT " RESULT_COLUMNS " FROM entries "
-                      "WHERE state = 2 AND connector = ?1 ORDER BY seq LIMIT ?2",
-    [JS_COUNT_ONE] = "SELECT count(*) FROM entries WHERE state = 2 AND connector = ?1",
-    [JS_COUNT_ALL] = "SELECT count(*) FROM entries WHERE state = 2",
+                      "WHERE state = 2 AND refusal IS NULL AND connector = ?1 "
+                      "ORDER BY seq LIMIT ?2",
+    [JS_COUNT_ONE] = "SELECT count(*) FROM entries WHERE state = 2 AND refusal IS NULL AND "
+                     "connector = ?1",
+    [JS_COUNT_ALL] = "SELECT count(*) FROM entries WHERE state = 2 AND refusal IS NULL",
     [JS_MARK] = "UPDATE entries SET state = 3, reported_at = ?3 "
                 "WHERE connector = ?1 AND state = 2 AND key IN (SELECT value FROM json_each(?2))",
     [JS_IN_DOUBT] = "SELECT key, order_json FROM entries "
@@ -73,6 +75,13 @@ static const char *const stmt_sql[JS_COUNT_STMTS] = {
     [JS_LIST_QUEUED] = "SELECT " LIST_COLUMNS " WHERE state = 4 ORDER BY seq",
     [JS_LIST_UNREPORTED] = "SELECT " LIST_COLUMNS " WHERE state = 2 ORDER BY seq",
     [JS_LIST_ALL] = "SELECT " LIST_COLUMNS " ORDER BY seq",
+    [JS_LIST_REFUSED] =
+        "SELECT " LIST_COLUMNS " WHERE state = 2 AND refusal IS NOT NULL ORDER BY seq",
+    [JS_REFUSE] = "UPDATE entries SET refusal = ?3 WHERE connector = ?1 AND key = ?2 AND state = 2",
+    [JS_RESEND] = "UPDATE entries SET refusal = NULL WHERE connector = ?1 AND state = 2 AND "
+                  "refusal IS NOT NULL AND (?2 IS NULL OR key = ?2)",
+    [JS_COUNT_REFUSED] = "SELECT count(*) FROM entries WHERE state = 2 AND refusal IS NOT NULL AND "
+                         "connector = ?1",
 };
 
 struct sq {

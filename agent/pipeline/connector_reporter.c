@@ -3,6 +3,7 @@
  * journal is its queue, the API client its transport, a libevent timer its clock. The
  * stage itself holds no pointer into the agent; everything it may do to the world is
  * one of these callbacks. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +53,49 @@ static int op_mark(void *ctx, const char *const *keys, size_t count, struct ca_e
 {
         struct connector_reporter *cr = ctx;
         return journal_mark_reported(cr->c->env->journal, cr->c->name, keys, count, err);
+}
+
+static int op_refuse(void *ctx, const char *key, const char *answer, struct ca_error *err)
+{
+        struct connector_reporter *cr = ctx;
+        struct connector *c = cr->c;
+        int rc = journal_refuse_result(c->env->journal, c->name, key, answer, err);
+        if (rc < 0) {
+                pipeline_journal_error(c->env, err);
+                return rc;
+        }
+        if (rc == 0)
+                return ca_error_set(err, -ENOENT, "the result of %s is not in the journal", key);
+        c->refused++;
+        c->unreported = c->unreported ? c->unreported - 1 : 0;
+        pipeline_journal_touched(c->env); /* durable soon: until then reads wait */
+        return 0;
+}
+
+/* What the heartbeat says while refused results wait for an operator. */
+static void say_refused(struct connector_reporter *cr)
+{
+        struct connector *c = cr->c;
+        snprintf(c->last_error, sizeof(c->last_error),
+                 "%zu result(s) refused by the server (HTTP 400) wait in the journal: journal "
+                 "list refused shows them and the server's answers; journal resend %s KEY...|--all "
+                 "sends them again",
+                 c->refused, c->name);
+        snprintf(cr->said, sizeof(cr->said), "%s", c->last_error);
+}
+
+void connector_reporter_recount(struct connector_reporter *cr)
+{
+        struct connector *c = cr->c;
+        struct ca_error err = {0};
+        size_t n = 0;
+        if (journal_refused_count(c->env->journal, c->name, &n, &err) < 0) {
+                log_ctx(CA_LOG_ERR, c->name, NULL, "counting refused results: %s", err.msg);
+                return;
+        }
+        c->refused = n;
+        if (n && !c->last_error[0])
+                say_refused(cr);
 }
 
 static void on_api_done(void *arg, const struct http_response *resp)
@@ -113,10 +157,14 @@ static void op_delivered(void *ctx, size_t count)
         c->unreported = c->unreported > count ? c->unreported - count : 0;
         c->delivered += count;
         reporter_stats(cr->stage, &st);
-        /* What the reporter said is over once results flow again, unless a refused result
-         * still waits for an operator. */
-        if (!st.refused && cr->said[0] && strcmp(c->last_error, cr->said) == 0)
+        /* What the reporter said is over once results flow again; refused results that
+         * still wait for an operator are said instead (an operator's resend from another
+         * process shows here, as what was resent is delivered). */
+        if (cr->said[0] && strcmp(c->last_error, cr->said) == 0) {
                 c->last_error[0] = '\0';
+                if (c->refused)
+                        connector_reporter_recount(cr);
+        }
         pipeline_journal_touched(c->env);
         poller_kick(c->poller);
 }
@@ -149,6 +197,7 @@ static void op_idle(void *ctx)
 static const struct reporter_ops connector_reporter_ops = {
     .read = op_read,
     .mark = op_mark,
+    .refuse = op_refuse,
     .send = op_send,
     .cancel = op_cancel,
     .arm = op_arm,

@@ -142,7 +142,8 @@ struct connector {
 
         /* reporter (reporter.h, bound in connector_reporter.c) */
         struct connector_reporter *report;
-        size_t unreported; /* FINISHED in the journal */
+        size_t unreported; /* FINISHED in the journal, to be sent */
+        size_t refused;    /* FINISHED, refused by the server (HTTP 400): for an operator */
 
         /* Another instance serves it (roles.h): not polled, run or reported here. */
         int standby;
@@ -197,6 +198,9 @@ struct reporter;
 int connector_reporter_new(struct connector *c, struct ca_error *err);
 void connector_reporter_free(struct connector *c);
 struct reporter *connector_reporter(const struct connector *c);
+/* Reads how many of the connector's results the server refused (journal) into
+ * c->refused, and says so in LastError while nothing else is said. */
+void connector_reporter_recount(struct connector_reporter *cr);
 
 /* recovery.c: settle orders left EXECUTING by a crash, and run those left QUEUED first. */
 int recovery_start(struct connector *c, struct ca_error *err);

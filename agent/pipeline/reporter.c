@@ -37,7 +37,7 @@ struct reporter {
         size_t key_count;
         size_t limit;       /* the most results in the next PUT: smaller while bisecting */
         size_t bisect_left; /* results of the refused batch not yet delivered or refused */
-        char **refused;     /* keys the server refused with a 400, held back */
+        char **refused;     /* refused keys the journal could not keep (ops->refuse failed) */
         size_t refused_count;
         struct reporter_stats stats;
 };
@@ -256,15 +256,24 @@ static void on_answer(struct reporter *r, const struct http_response *resp)
                 }
                 snprintf(why, sizeof(why),
                          "the server refused the result of order %.200s (HTTP 400: %.300s); it "
-                         "stays unreported in the journal for an operator",
+                         "is kept in the journal and not sent again until an operator says so "
+                         "(journal list refused, journal resend)",
                          n ? r->keys[0] : "?", answer);
                 log_ctx(CA_LOG_ERR, r->connector_id, n ? r->keys[0] : NULL, "%s", why);
                 r->ops->error(r->ctx, why);
-                if (n && refuse(r, r->keys[0]) < 0) {
-                        /* Cannot remember it: wait long before the same body goes again. */
-                        keys_clear(r);
-                        failed(r, "out of memory holding a refused result back", NULL);
-                        return;
+                struct ca_error rerr = {0};
+                if (n && r->ops->refuse(r->ctx, r->keys[0], answer, &rerr) < 0) {
+                        log_ctx(CA_LOG_ERR, r->connector_id, r->keys[0],
+                                "keeping the refusal in the journal: %s; this run holds the "
+                                "result back, a restart sends it once more",
+                                rerr.msg);
+                        if (refuse(r, r->keys[0]) < 0) {
+                                /* Cannot remember it: wait long before the same body goes
+                                 * again. */
+                                keys_clear(r);
+                                failed(r, "out of memory holding a refused result back", NULL);
+                                return;
+                        }
                 }
                 keys_clear(r);
                 /* Found: the rest of the batch goes whole again (another refused one in it

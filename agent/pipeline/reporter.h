@@ -18,9 +18,10 @@
  * - results not yet durable are never sent: when the read says -EAGAIN (a commit is
  *   pending) the reporter waits for the next kick, which the commit's continuation gives;
  * - a 400 means "this body is wrong": the batch is halved until the one refused result
- *   is found; the others go at once, the refused one stays unreported in the journal,
- *   is counted, and is said (with the server's answer) through the error callback.
- *   It is not sent again by this run: the same body is never resent after a 400;
+ *   is found; the others go at once, the refused one is kept in the journal with the
+ *   server's answer (ops->refuse), out of the queue until an operator sends it again,
+ *   and is said through the error callback. The same body is never resent after a 400:
+ *   should the journal fail to keep the refusal, this run holds the key back itself;
  * - when the acknowledgement counts fewer results (Received + Duplicates) than sent,
  *   none is marked reported: all are sent again (the server counts duplicates).
  * Loop thread only. */
@@ -47,6 +48,10 @@ struct reporter_ops {
                     struct ca_error *err);
         /* Marks keys reported: 0 or negative errno. */
         int (*mark)(void *ctx, const char *const *keys, size_t count, struct ca_error *err);
+        /* Keeps key's result out of the queue, with the server's answer (HTTP 400), until an
+         * operator sends it again (journal_refuse_result); read stops returning it once
+         * that is durable. 0 or negative errno. */
+        int (*refuse)(void *ctx, const char *key, const char *answer, struct ca_error *err);
         /* Starts the PUT of body; on 0 answer(r, resp) runs later exactly once. */
         int (*send)(void *ctx, const char *body, struct reporter *r, reporter_answer_fn answer);
         void (*cancel)(void *ctx); /* cancels the send in flight (answer runs cancelled) */
@@ -66,7 +71,8 @@ struct reporter_ops {
 struct reporter_stats {
         unsigned backoff_attempts;
         unsigned long failures;   /* PUTs that did not deliver */
-        size_t refused;           /* results the server refused (HTTP 400), held back */
+        size_t refused;           /* refused results this run holds back itself (the journal
+                                   * could not keep the refusal) */
         unsigned long short_acks; /* acknowledgements counting fewer than sent */
 };
 

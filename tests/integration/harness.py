@@ -388,7 +388,8 @@ class SimServer:
 
     def fault(self, endpoint, kind, count=1, **kw):
         """endpoint: token|data|results|heartbeat|any; kind: status (status=, retry_after=,
-        body=), slow (delay_ms=), drop, malformed, truncated (half a valid body; with
+        body=; match= applies it only to requests whose body holds that text), slow
+        (delay_ms=), drop, malformed, truncated (half a valid body; with
         transport=True the full Content-Length is announced and the connection closed
         after half), oversized (bytes=, streamed), wrongtypes (variant="list_object" for a
         list that is an object), expire_token (revokes every token at once)."""

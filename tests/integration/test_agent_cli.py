@@ -69,7 +69,8 @@ class CommandLineTest(unittest.TestCase):
                 doc = json.loads(out)
                 self.assertEqual(doc["selection"], "all")
                 self.assertEqual(doc["counts"], {"total": 3, "executing": 0, "finished": 0,
-                                                 "reported": 3, "queued": 0, "held": 0})
+                                                 "reported": 3, "queued": 0, "held": 0,
+                                                 "refused": 0})
                 self.assertEqual(sorted(e["key"] for e in doc["entries"]),
                                  ["gen-000001", "gen-000002", "gen-000003"])
                 for e in doc["entries"]:

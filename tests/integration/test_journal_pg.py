@@ -139,7 +139,7 @@ class JournalOnPostgres(unittest.TestCase):
                          == 2, timeout=30, what="the two allowed orders answered")
                 wait_for(lambda: self.sql("SELECT count(*) FROM ca_journal WHERE state = 5")
                          == "4", timeout=30, what="four orders held in PostgreSQL")
-                self.assertEqual(self.sql("SELECT version FROM ca_journal_schema"), "4")
+                self.assertEqual(self.sql("SELECT version FROM ca_journal_schema"), "5")
                 rc, out = agent.run("journal", "list", "held")
                 self.assertEqual(rc, 0, out)
                 self.assertIn("4 held entries", out)

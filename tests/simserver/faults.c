@@ -6,6 +6,7 @@
 #include "simserver.h"
 
 #include <errno.h>
+#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,11 +189,23 @@ static json_t *wrong_types(struct sim *s, struct evhttp_request *req, enum sim_e
         }
 }
 
+/* A fault with "match" applies only to a request whose body holds that text (a results
+ * PUT carrying one order's Id, say); the others pass it by. */
+static int fault_matches(const struct sim_fault *f, struct evhttp_request *req)
+{
+        const char *m = json_string_value(json_object_get(f->params, "match"));
+        if (!m)
+                return 1;
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        return evbuffer_search(in, m, strlen(m), NULL).pos >= 0;
+}
+
 int faults_apply(struct sim *s, struct evhttp_request *req, enum sim_endpoint ep)
 {
         size_t i;
         for (i = 0; i < s->nfaults; i++)
-                if (s->faults[i].endpoint == ep || s->faults[i].endpoint == SIM_EP_ANY)
+                if ((s->faults[i].endpoint == ep || s->faults[i].endpoint == SIM_EP_ANY) &&
+                    fault_matches(&s->faults[i], req))
                         break;
         if (i == s->nfaults)
                 return 0;

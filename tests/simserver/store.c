@@ -488,6 +488,9 @@ void store_reset_counters(struct sim *s)
                 s->ring[i].path = s->ring[i].query = NULL;
         }
         s->ring_next = s->ring_count = 0;
+        /* A reset server is one put right: what it refused before may come again. */
+        free(s->results_refused_body);
+        s->results_refused_body = NULL;
 }
 
 void store_results_refused(struct sim *s, struct evhttp_request *req)

@@ -962,6 +962,58 @@ static void test_migrate_v1(void **state)
         journal_close(j);
 }
 
+/* A result the server refused (HTTP 400) is kept with its answer, out of the queue and
+ * its count, across a reopen, listed as REFUSED, until journal_resend. */
+static void test_refused_results(void **state)
+{
+        struct fixture *f = *state;
+        struct ca_error err = {0};
+        struct journal *j = open_fx(f, 1);
+        assert_int_equal(finish(j, CONN, "r1", "fine"), 0);
+        assert_int_equal(finish(j, CONN, "r2", "fine"), 0);
+        begin_ok(j, CONN, "r3");
+        assert_int_equal(
+            journal_refuse_result(j, CONN, "r1", "{\"error\":\"bad ExecutedAt\"}", &err), 1);
+        assert_int_equal(journal_refuse_result(j, CONN, "r3", "x", &err), 0); /* not FINISHED */
+        commit_ok(j);
+        journal_close(j);
+
+        j = open_fx(f, 1);
+        size_t n = 9;
+        assert_int_equal(journal_unreported_count(j, CONN, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(journal_refused_count(j, CONN, &n, &err), 0);
+        assert_int_equal(n, 1);
+        struct ca_result **res = NULL;
+        assert_int_equal(journal_unreported(j, CONN, 10, &res, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(res[0]->order_key, "r2");
+        for (size_t i = 0; i < n; i++)
+                result_free(res[i]);
+        free(res);
+        char *t = list_text(j, "refused", 0);
+        assert_non_null(strstr(t, "REFUSED"));
+        assert_non_null(strstr(t, "the server refused it: {\"error\":\"bad ExecutedAt\"}"));
+        assert_non_null(strstr(t, "1 refused entry: 0 executing, 0 finished, 0 reported, 0 queued, "
+                                  "0 held, 1 refused"));
+        assert_non_null(strstr(t, "journal resend"));
+        free(t);
+
+        size_t resent = 9;
+        const char *wrong[] = {"r1", "r2"};
+        assert_int_equal(journal_resend(j, CONN, wrong, 2, &resent, &err), -ENOENT);
+        assert_int_equal(resent, 0);
+        assert_int_equal(journal_refused_count(j, CONN, &n, &err), 0);
+        assert_int_equal(n, 1); /* nothing changed */
+        assert_int_equal(journal_resend(j, CONN, NULL, 0, &resent, &err), 0);
+        assert_int_equal(resent, 1);
+        assert_int_equal(journal_unreported_count(j, CONN, &n, &err), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(journal_refused_count(j, CONN, &n, &err), 0);
+        assert_int_equal(n, 0);
+        journal_close(j);
+}
+
 static void test_list(void **state)
 {
         struct fixture *f = *state;
@@ -1805,6 +1857,7 @@ static void test_roles(void **state)
             cmocka_unit_test_setup_teardown(test_resolve, setup_fn, teardown),                     \
             cmocka_unit_test_setup_teardown(test_forget, setup_fn, teardown),                      \
             cmocka_unit_test_setup_teardown(test_list, setup_fn, teardown),                        \
+            cmocka_unit_test_setup_teardown(test_refused_results, setup_fn, teardown),             \
             cmocka_unit_test_setup_teardown(test_queued, setup_fn, teardown),                      \
             cmocka_unit_test_setup_teardown(test_held, setup_fn, teardown),                        \
             cmocka_unit_test_setup_teardown(test_roles, setup_fn, teardown),                       \

@@ -60,6 +60,7 @@ struct harness {
         int repeated_after_400; /* a body was sent again after being answered 400 */
         char *refused_bodies[MAX_BODIES];
         size_t refused_count;
+        int refuse_fails; /* ops->refuse cannot write the journal */
         /* what the stage told */
         size_t delivered, idles, server_oks, server_fails;
         char last_error[1024];
@@ -80,6 +81,16 @@ static int op_mark(void *ctx, const char *const *keys, size_t count, struct ca_e
         struct harness *h = ctx;
         int rc = journal_mark_reported(h->j, CONN, keys, count, err);
         return rc < 0 ? rc : journal_commit(h->j, err);
+}
+
+static int op_refuse(void *ctx, const char *key, const char *answer, struct ca_error *err)
+{
+        struct harness *h = ctx;
+        if (h->refuse_fails)
+                return ca_error_set(err, -EIO, "journal: disk I/O error (injected)");
+        int rc = journal_refuse_result(h->j, CONN, key, answer, err);
+        assert_int_equal(rc, 1);
+        return journal_commit(h->j, err);
 }
 
 static int op_send(void *ctx, const char *body, struct reporter *r, reporter_answer_fn answer)
@@ -162,6 +173,7 @@ static uint64_t op_random(void *ctx)
 static const struct reporter_ops ops = {
     .read = op_read,
     .mark = op_mark,
+    .refuse = op_refuse,
     .send = op_send,
     .cancel = op_cancel,
     .arm = op_arm,
@@ -293,6 +305,14 @@ static size_t unreported(struct harness *h)
         size_t n = 0;
         struct ca_error err = {0};
         assert_int_equal(journal_unreported_count(h->j, CONN, &n, &err), 0);
+        return n;
+}
+
+static size_t refused_count(struct harness *h)
+{
+        size_t n = 0;
+        struct ca_error err = {0};
+        assert_int_equal(journal_refused_count(h->j, CONN, &n, &err), 0);
         return n;
 }
 
@@ -450,15 +470,17 @@ static void test_400_bisects(void **state)
         reporter_kick(h->r);
         run_for(h, 5000);
         assert_int_equal(h->delivered, 36);
-        assert_int_equal(unreported(h), 1);
+        /* Kept in the journal with the server's answer, out of the queue. */
+        assert_int_equal(unreported(h), 0);
+        assert_int_equal(refused_count(h), 1);
         enum journal_state st;
         struct ca_error err = {0};
         assert_int_equal(journal_state_of(h->j, CONN, "o23", &st, &err), 0);
         assert_int_equal(st, JOURNAL_FINISHED);
-        assert_true(reporter_is_refused(h->r, "o23"));
+        assert_false(reporter_is_refused(h->r, "o23")); /* the journal holds it back */
         struct reporter_stats stats;
         reporter_stats(h->r, &stats);
-        assert_int_equal(stats.refused, 1);
+        assert_int_equal(stats.refused, 0);
         assert_non_null(strstr(h->last_error, "o23"));
         assert_non_null(strstr(h->last_error, "bad ExecutedAt"));
         assert_false(h->repeated_after_400);
@@ -479,6 +501,52 @@ static void test_400_bisects(void **state)
         run_for(h, 1000);
         assert_int_equal(h->delivered, 37);
         assert_false(body_has_id(h->bodies[h->sends - 1], "o23"));
+        assert_false(h->repeated_after_400);
+
+        /* A restart does not send it again either: the refusal is durable. */
+        reporter_free(h->r);
+        assert_int_equal(reporter_new(&ops, h, CONN, AGENT_ID, 100, &h->r, &err), 0);
+        sends = h->sends;
+        reporter_kick(h->r);
+        run_for(h, FOREVER_MS / 24);
+        assert_int_equal(h->sends, sends);
+        assert_false(h->repeated_after_400);
+
+        /* The operator's resend, once the server accepts it: delivered, nothing refused. */
+        h->refuse_id = NULL;
+        h->refused_count = 0; /* the operator chose to send that body again */
+        const char *key = "o23";
+        size_t resent = 0;
+        assert_int_equal(journal_resend(h->j, CONN, &key, 1, &resent, &err), 0);
+        assert_int_equal(resent, 1);
+        const char *none = "o1";
+        assert_int_equal(journal_resend(h->j, CONN, &none, 1, &resent, &err), -ENOENT);
+        reporter_kick(h->r);
+        run_for(h, 1000);
+        assert_int_equal(h->delivered, 38);
+        assert_true(body_has_id(h->bodies[h->sends - 1], "o23"));
+        assert_int_equal(refused_count(h), 0);
+        assert_int_equal(unreported(h), 0);
+}
+
+/* When the journal cannot keep the refusal, this run holds the result back itself. */
+static void test_400_refusal_not_kept(void **state)
+{
+        struct harness *h = *state;
+        add_results(h, 9);
+        h->refuse_id = "o4";
+        h->refuse_fails = 1;
+        reporter_kick(h->r);
+        run_for(h, 5000);
+        assert_int_equal(h->delivered, 8);
+        assert_int_equal(unreported(h), 1);
+        assert_true(reporter_is_refused(h->r, "o4"));
+        struct reporter_stats stats;
+        reporter_stats(h->r, &stats);
+        assert_int_equal(stats.refused, 1);
+        size_t sends = h->sends;
+        run_for(h, FOREVER_MS / 24);
+        assert_int_equal(h->sends, sends);
         assert_false(h->repeated_after_400);
 }
 
@@ -526,6 +594,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_retry_after_date_honoured, setup, teardown),
             cmocka_unit_test_setup_teardown(test_server_back_wakes, setup, teardown),
             cmocka_unit_test_setup_teardown(test_400_bisects, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_400_refusal_not_kept, setup, teardown),
             cmocka_unit_test_setup_teardown(test_short_ack_resends, setup, teardown),
             cmocka_unit_test_setup_teardown(test_transport_and_bad_ack, setup, teardown),
         };
