@@ -109,42 +109,6 @@ static void body_add(struct body *b, const char *s, size_t n)
 
 #define BODY_LIT(b, lit) body_add((b), (lit), sizeof(lit) - 1)
 
-/* Is s well-formed UTF-8 as jansson checks it (no overlong forms, no surrogates, nothing
- * past U+10FFFF)? */
-static bool utf8_valid(const unsigned char *s)
-{
-        while (*s) {
-                unsigned c = *s;
-                size_t n;
-                unsigned cp;
-                if (c < 0x80) {
-                        s++;
-                        continue;
-                } else if (c >= 0xC2 && c <= 0xDF) {
-                        n = 1;
-                        cp = c & 0x1F;
-                } else if (c >= 0xE0 && c <= 0xEF) {
-                        n = 2;
-                        cp = c & 0x0F;
-                } else if (c >= 0xF0 && c <= 0xF4) {
-                        n = 3;
-                        cp = c & 0x07;
-                } else {
-                        return false;
-                }
-                for (size_t i = 1; i <= n; i++) {
-                        if ((s[i] & 0xC0) != 0x80)
-                                return false;
-                        cp = (cp << 6) | (s[i] & 0x3F);
-                }
-                if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-                    (cp >= 0xD800 && cp <= 0xDFFF))
-                        return false;
-                s += n + 1;
-        }
-        return true;
-}
-
 /* A JSON string as jansson writes it without flags: '"' and '\\' escaped, control
  * characters as \b \f \n \r \t or \u00XX, everything else as is. */
 static void body_escaped(struct body *b, const char *s)
@@ -199,12 +163,12 @@ static void body_field(struct body *b, bool first, const char *key, const char *
                 BODY_LIT(b, ",");
         body_escaped(b, key);
         BODY_LIT(b, ":");
-        if (utf8_valid((const unsigned char *)s)) {
+        if (utf8_valid(s)) {
                 body_escaped(b, s);
                 return;
         }
         char *fixed = utf8_dup(s, strlen(s) * 3 + 3);
-        if (!fixed || !utf8_valid((const unsigned char *)fixed)) {
+        if (!fixed || !utf8_valid(fixed)) {
                 b->failed = true;
                 free(fixed);
                 return;

@@ -32,6 +32,15 @@ static size_t seq_len(const unsigned char *p)
         return 0;
 }
 
+int utf8_valid(const char *s)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        for (size_t n; *p; p += n)
+                if (!(n = seq_len(p)))
+                        return 0;
+        return 1;
+}
+
 size_t utf8_copy(char *dst, size_t size, const char *src)
 {
         static const unsigned char replacement[3] = {0xef, 0xbf, 0xbd};

@@ -15,6 +15,9 @@
  * not overlap. Returns the length written. size 0 writes nothing. */
 size_t utf8_copy(char *dst, size_t size, const char *src);
 
+/* Whether s (NUL-terminated) is valid UTF-8 as described above. */
+int utf8_valid(const char *s);
+
 /* The same into a new string of at most cap bytes (free it); NULL when out of memory. */
 char *utf8_dup(const char *src, size_t cap);
 

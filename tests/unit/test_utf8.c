@@ -57,11 +57,29 @@ static void test_dup(void **state)
         free(s);
 }
 
+/* What jansson accepts, no more: the results body relies on it. */
+static void test_valid(void **state)
+{
+        (void)state;
+        assert_true(utf8_valid(""));
+        assert_true(utf8_valid("plain ascii"));
+        assert_true(utf8_valid("Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"));
+        assert_false(utf8_valid("\xc0\xaf"));         /* overlong '/' */
+        assert_false(utf8_valid("\xe0\x80\xaf"));     /* overlong, three bytes */
+        assert_false(utf8_valid("\xf0\x80\x80\xaf")); /* overlong, four bytes */
+        assert_false(utf8_valid("\xed\xa0\x80"));     /* a surrogate */
+        assert_false(utf8_valid("\xf4\x90\x80\x80")); /* past U+10FFFF */
+        assert_false(utf8_valid("\xe2\x82"));         /* cut short */
+        assert_false(utf8_valid("\x80"));             /* a lone continuation byte */
+        assert_false(utf8_valid("\xff"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_sizes),
             cmocka_unit_test(test_dup),
+            cmocka_unit_test(test_valid),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
