@@ -517,6 +517,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
         const char *path = a->config_path ? a->config_path : a->cfg->path;
         if (config_load(path, environ, &fresh, &diag) < 0 ||
             agent_check_backends(fresh, &diag) < 0) {
+                a->reloads_refused++;
                 log_error("reload refused, keeping the running configuration:");
                 for (size_t i = 0; i < diag.count; i++)
                         log_error("  %s", diag.lines[i]);
@@ -550,9 +551,10 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
         enum ca_log_format format;
         if (log_format_parse(fresh->agent.log_format, &format) == 0)
                 log_set_format(format);
-        if (!changes)
-                log_notice("configuration %s reloaded: nothing changed",
-                           path ? path : "(environment)");
+        a->reloads++;
+        if (!changes) /* a reload that changes nothing is not news; the metric counts it */
+                log_debug("configuration %s reloaded: nothing changed",
+                          path ? path : "(environment)");
         else
                 log_notice("configuration %s reloaded%s%s%s", path ? path : "(environment)",
                            why[0] ? "; these changes apply at the next restart: " : "", why,

@@ -34,6 +34,7 @@ struct agent {
          * mappings): each is freed once every executor passed its fence. */
         struct retired_config *retired;
         size_t retired_count;
+        unsigned long reloads, reloads_refused; /* SIGHUPs applied / refused since start */
         char *config_path;
 
         struct http *http;

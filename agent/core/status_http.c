@@ -201,6 +201,12 @@ static void metrics(struct evbuffer *b, const struct agent *a)
         help(b, "connector_agent_http_resent_total", "counter",
              "Requests libcurl sent again after a reused connection dropped.");
         evbuffer_add_printf(b, "connector_agent_http_resent_total %lu\n", http_resent(a->http));
+        help(b, "connector_agent_reloads_total", "counter",
+             "Configuration reloads (SIGHUP) since start, by outcome.");
+        evbuffer_add_printf(b, "connector_agent_reloads_total{outcome=\"applied\"} %lu\n",
+                            a->reloads);
+        evbuffer_add_printf(b, "connector_agent_reloads_total{outcome=\"refused\"} %lu\n",
+                            a->reloads_refused);
         help(b, "connector_agent_configurations_held", "gauge",
              "Configurations in memory: the current one, the one the connectors were built "
              "with, and those replaced by reloads while jobs still use them.");
