@@ -58,9 +58,12 @@ install(PROGRAMS ${CMAKE_BINARY_DIR}/connector-agent-admin DESTINATION ${CMAKE_I
 set(CA_STATEDIR "${CMAKE_INSTALL_FULL_LOCALSTATEDIR}/lib/connector-agent")
 install(DIRECTORY DESTINATION ${CA_STATEDIR})
 
-# The project's own description of the server protocol and of the back-ends' semantics.
-install(FILES ${CA_PKG_SRC}/doc/protocol.md ${CA_PKG_SRC}/doc/backends.md
-  DESTINATION ${CA_DOCDIR})
+# The project's own guides: the server protocol, the back-ends' semantics, Active
+# Directory, guardrails, several instances on one journal, and plug-ins.
+set(CA_GUIDES protocol.md backends.md active-directory.md guardrails.md high-availability.md
+  plugins.md)
+list(TRANSFORM CA_GUIDES PREPEND ${CA_PKG_SRC}/doc/)
+install(FILES ${CA_GUIDES} DESTINATION ${CA_DOCDIR})
 
 # /etc/connector-agent belongs to the package even without the example: the operator
 # puts agent.conf and the client secret there.
@@ -156,6 +159,7 @@ install(FILES ${CMAKE_BINARY_DIR}/debian/changelog.Debian.gz ${CA_PKG_SRC}/debia
   DESTINATION ${CA_DOCDIR})
 # Every Debian package carries both, the -dev package included.
 install(FILES ${CMAKE_BINARY_DIR}/debian/changelog.Debian.gz ${CA_PKG_SRC}/debian/copyright
+  ${CA_PKG_SRC}/doc/plugins.md
   DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${CA_PKG_NAME}-dev COMPONENT dev)
 install(FILES ${CA_PKG_SRC}/debian/lintian-overrides
   DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/lintian/overrides RENAME ${CA_PKG_NAME})

@@ -246,6 +246,10 @@ class DebianPackage(unittest.TestCase):
             "/usr/share/doc/connector-agent/changelog.Debian.gz",
             "/usr/share/doc/connector-agent/protocol.md",
             "/usr/share/doc/connector-agent/backends.md",
+            "/usr/share/doc/connector-agent/active-directory.md",
+            "/usr/share/doc/connector-agent/guardrails.md",
+            "/usr/share/doc/connector-agent/high-availability.md",
+            "/usr/share/doc/connector-agent/plugins.md",
             "/usr/share/doc/connector-agent/examples/agent.conf",
             "/etc/connector-agent/agent.conf.example",
         ]
@@ -273,7 +277,8 @@ class DebianPackage(unittest.TestCase):
         has one, its own copyright; it depends on this very version of the agent."""
         for p in ("/usr/include/connector-agent/backend.h",
                   "/usr/share/doc/connector-agent-dev/copyright",
-                  "/usr/share/doc/connector-agent-dev/changelog.Debian.gz"):
+                  "/usr/share/doc/connector-agent-dev/changelog.Debian.gz",
+                  "/usr/share/doc/connector-agent-dev/plugins.md"):
             self.assertIn(p, self.dev_paths, "%s missing from %s:\n%s"
                           % (p, PKG + "-dev", self.dev_contents))
         if any(n.endswith("connector-agent.pc.in") or n.endswith("connector-agent.pc")
