@@ -431,6 +431,19 @@ static int choose(struct journal *j, const char *connector, struct held_row *row
         return 0;
 }
 
+/* An operator's decision is acted on at once: durable before returning. After a
+ * failure (code < 0) the batch is given up and *count says nothing was done. */
+static int operator_commit(struct journal *j, int code, size_t *count, struct ca_error *err)
+{
+        if (code == 0)
+                code = journal_commit(j, err);
+        else
+                journal_commit(j, NULL);
+        if (code < 0)
+                *count = 0;
+        return code;
+}
+
 int journal_release(struct journal *j, const char *connector, const char *const *keys, size_t count,
                     size_t *released, struct ca_error *err)
 {
@@ -460,13 +473,7 @@ int journal_release(struct journal *j, const char *connector, const char *const 
                 else
                         *released += (size_t)rc;
         }
-        /* An operator's decision is acted on at once: durable before returning. */
-        if (code == 0)
-                code = journal_commit(j, err);
-        else
-                journal_commit(j, NULL);
-        if (code < 0)
-                *released = 0;
+        code = operator_commit(j, code, released, err);
         held_rows_free(rows, n);
         return code;
 }
@@ -516,12 +523,5 @@ int journal_resend(struct journal *j, const char *connector, const char *const *
                 else
                         *resent += (size_t)rc;
         }
-        /* An operator's decision is acted on at once: durable before returning. */
-        if (code == 0)
-                code = journal_commit(j, err);
-        else
-                journal_commit(j, NULL);
-        if (code < 0)
-                *resent = 0;
-        return code;
+        return operator_commit(j, code, resent, err);
 }
