@@ -414,10 +414,10 @@ static size_t skip_value(const char *p, size_t n, size_t i)
         return n;
 }
 
-/* Where the value of the top-level key ProvisioningOrdersList starts; n when absent. */
-static size_t find_list(const char *p, size_t n)
+/* Where the value of top-level key (klen bytes, matched as written: no escapes) of the
+ * object in p starts; n when absent. */
+static size_t find_member(const char *p, size_t n, const char *key, size_t klen)
 {
-        static const char key[] = "\"ProvisioningOrdersList\"";
         size_t i = skip_ws(p, n, 0);
         if (i >= n || p[i] != '{')
                 return n;
@@ -425,7 +425,7 @@ static size_t find_list(const char *p, size_t n)
         while (i < n && p[i] == '"') {
                 size_t k = i;
                 i = skip_string(p, n, i);
-                int match = i - k == sizeof(key) - 1 && memcmp(p + k, key, sizeof(key) - 1) == 0;
+                int match = i - k == klen + 2 && memcmp(p + k + 1, key, klen) == 0;
                 i = skip_ws(p, n, i);
                 if (i >= n || p[i] != ':')
                         return n;
@@ -467,7 +467,8 @@ static char *compact_copy(const char *p, size_t len)
  * (size_t)-1 when the text is not as expected. */
 static size_t list_slices(const char *p, size_t n, size_t *starts, size_t *ends, size_t max)
 {
-        size_t i = find_list(p, n);
+        static const char list[] = "ProvisioningOrdersList";
+        size_t i = find_member(p, n, list, sizeof(list) - 1);
         size_t count = 0;
         if (i >= n || p[i] != '[')
                 return (size_t)-1;
@@ -566,4 +567,14 @@ out:
         if (ret < 0)
                 order_page_clear(page);
         return ret;
+}
+
+int order_text_member(const char *text, size_t len, const char *key, size_t *start, size_t *end)
+{
+        size_t i = find_member(text, len, key, strlen(key));
+        if (i >= len)
+                return 0;
+        *start = i;
+        *end = skip_value(text, len, i);
+        return *end > i && *end <= len;
 }

@@ -87,6 +87,10 @@ void order_free(struct ca_order *order);
  * thread at a time (the executor's rule), which is what makes the lazy cache safe. NULL
  * on allocation failure. */
 const char *order_json_text(struct ca_order *order);
+/* In text (len bytes, one JSON object as order_json_text gives it), the value of the
+ * top-level member key: 1 with [*start, *end) its bytes, 0 when no member is written as
+ * key (one whose name has escapes is not found: callers then read the tree). */
+int order_text_member(const char *text, size_t len, const char *key, size_t *start, size_t *end);
 /* Frees that text; order_json_text makes it again when asked. An order that waits with
  * thousands of others for a worker need not keep it once the journal has it. */
 void order_drop_json_text(struct ca_order *order);

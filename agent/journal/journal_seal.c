@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "order.h"
+
 #define SEAL_KEY_LEN   32
 #define SEAL_NONCE_LEN 12
 #define SEAL_TAG_LEN   16
@@ -187,10 +189,82 @@ static int dump(json_t *obj, char **out, struct ca_error *err)
         return *out ? 0 : ca_error_set(err, -ENOMEM, "journal seal: out of memory");
 }
 
+/* plain (plen bytes) sealed under aad: a new "v1:<base64>" string, or NULL with err set. */
+static char *seal_text(const struct journal_seal *s, const char *aad, const char *plain,
+                       size_t plen, struct ca_error *err)
+{
+        if (plen > SEAL_MAX_TEXT) {
+                ca_error_set(err, -E2BIG, "journal seal: Changes too large");
+                return NULL;
+        }
+        size_t raw_len = SEAL_NONCE_LEN + plen + SEAL_TAG_LEN;
+        unsigned char *raw = malloc(raw_len);
+        char *b64 = raw ? malloc(4 * ((raw_len + 2) / 3) + 1 + strlen(SEAL_PREFIX)) : NULL;
+        if (!b64) {
+                ca_error_set(err, -ENOMEM, "journal seal: out of memory");
+        } else if (RAND_bytes(raw, SEAL_NONCE_LEN) != 1 ||
+                   gcm(s, 1, raw, aad, (const unsigned char *)plain, (int)plen,
+                       raw + SEAL_NONCE_LEN, raw + SEAL_NONCE_LEN + plen) < 0) {
+                ca_error_set(err, -EIO, "journal seal: AES-256-GCM failed (OpenSSL)");
+                free(b64);
+                b64 = NULL;
+        } else {
+                strcpy(b64, SEAL_PREFIX);
+                EVP_EncodeBlock((unsigned char *)b64 + strlen(SEAL_PREFIX), raw, (int)raw_len);
+        }
+        free(raw);
+        return b64;
+}
+
+/* The order's text with Changes sealed, without parsing it: the text is one compact
+ * object (order_json_text), so Changes' bytes are the plain text and the sealed value
+ * replaces them in place. 1 done, 0 when the text is not plain enough for that (no
+ * Changes member as written, Changes null, an Id with escapes): the caller parses. */
+static int seal_in_place(const struct journal_seal *s, const char *json, char **out,
+                         struct ca_error *err)
+{
+        size_t len = strlen(json), cs, ce, is, ie;
+        if (!order_text_member(json, len, "Changes", &cs, &ce) || json[cs] != '{')
+                return 0;
+        char aad[CA_ORDER_KEY_MAX + 1] = "";
+        if (order_text_member(json, len, "Id", &is, &ie) && json[is] == '"') {
+                size_t n = ie - is - 2;
+                if (ie - is < 2 || n > CA_ORDER_KEY_MAX || memchr(json + is + 1, '\\', n))
+                        return 0;
+                memcpy(aad, json + is + 1, n);
+                aad[n] = '\0';
+        }
+        char *b64 = seal_text(s, aad, json + cs, ce - cs, err);
+        if (!b64)
+                return -1;
+        static const char open[] = "{\"" JOURNAL_SEAL_MARK "\":\"", close[] = "\"}";
+        size_t blen = strlen(b64);
+        size_t olen = cs + sizeof(open) - 1 + blen + sizeof(close) - 1 + (len - ce);
+        char *o = malloc(olen + 1);
+        if (!o) {
+                free(b64);
+                ca_error_set(err, -ENOMEM, "journal seal: out of memory");
+                return -1;
+        }
+        char *w = o;
+        memcpy(w, json, cs), w += cs;
+        memcpy(w, open, sizeof(open) - 1), w += sizeof(open) - 1;
+        memcpy(w, b64, blen), w += blen;
+        memcpy(w, close, sizeof(close) - 1), w += sizeof(close) - 1;
+        memcpy(w, json + ce, len - ce), w += len - ce;
+        *w = '\0';
+        free(b64);
+        *out = o;
+        return 1;
+}
+
 int journal_seal_order(const struct journal_seal *s, const char *json, char **out,
                        struct ca_error *err)
 {
         *out = NULL;
+        int done = seal_in_place(s, json, out, err);
+        if (done != 0)
+                return done < 0 ? (err ? err->code : -EIO) : 0;
         json_error_t jerr;
         json_t *obj = json_loads(json, 0, &jerr);
         if (!json_is_object(obj)) {
@@ -205,21 +279,13 @@ int journal_seal_order(const struct journal_seal *s, const char *json, char **ou
         }
         char *plain = json_dumps(changes, JSON_COMPACT | JSON_ENCODE_ANY);
         size_t plen = plain ? strlen(plain) : 0;
-        size_t raw_len = SEAL_NONCE_LEN + plen + SEAL_TAG_LEN;
-        unsigned char *raw = plain && plen <= SEAL_MAX_TEXT ? malloc(raw_len) : NULL;
-        char *b64 = raw ? malloc(4 * ((raw_len + 2) / 3) + 1 + strlen(SEAL_PREFIX)) : NULL;
         int code = 0;
-        if (!b64) {
-                code =
-                    ca_error_set(err, plen > SEAL_MAX_TEXT ? -E2BIG : -ENOMEM, "journal seal: %s",
-                                 plen > SEAL_MAX_TEXT ? "Changes too large" : "out of memory");
-        } else if (RAND_bytes(raw, SEAL_NONCE_LEN) != 1 ||
-                   gcm(s, 1, raw, order_aad(obj), (const unsigned char *)plain, (int)plen,
-                       raw + SEAL_NONCE_LEN, raw + SEAL_NONCE_LEN + plen) < 0) {
-                code = ca_error_set(err, -EIO, "journal seal: AES-256-GCM failed (OpenSSL)");
-        } else {
-                strcpy(b64, SEAL_PREFIX);
-                EVP_EncodeBlock((unsigned char *)b64 + strlen(SEAL_PREFIX), raw, (int)raw_len);
+        char *b64 = plain ? seal_text(s, order_aad(obj), plain, plen, err) : NULL;
+        if (!plain)
+                code = ca_error_set(err, -ENOMEM, "journal seal: out of memory");
+        else if (!b64)
+                code = err ? err->code : -EIO;
+        else {
                 json_t *sealed = json_pack("{ss}", JOURNAL_SEAL_MARK, b64);
                 if (!sealed || json_object_set_new(obj, "Changes", sealed) < 0)
                         code = ca_error_set(err, -ENOMEM, "journal seal: out of memory");
@@ -229,7 +295,6 @@ int journal_seal_order(const struct journal_seal *s, const char *json, char **ou
         if (plain)
                 OPENSSL_cleanse(plain, plen);
         free(plain);
-        free(raw);
         free(b64);
         json_decref(obj);
         return code;

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +31,52 @@ static struct journal_seal *load(const char *dir)
         if (journal_seal_load(dir, &s, &err) < 0)
                 fail_msg("journal_seal_load: %s", err.msg);
         return s;
+}
+
+/* Every form an order's text takes seals and opens to the same order, whether sealed in
+ * place (the text as written) or through the tree (escapes in the names that matter). */
+static void test_forms(void **state)
+{
+        (void)state;
+        static const char *const forms[] = {
+            ORDER,
+            "{ \"Id\" : \"o-2\", \"Changes\" : { \"a\" : \"}\\\"{ s3cret2\", \"b\":[1,{\"c\":"
+            "\"s3cret2\"}] } , \"Z\":1 }",
+            "{\"Id\":\"o\\u002d3\",\"Changes\":{\"p\":\"s3cret3\"}}",
+            "{\"Id\":\"o-4\",\"Ch\\u0061nges\":{\"p\":\"s3cret4\"}}",
+            "{\"Changes\":{\"p\":\"s3cret5\"},\"ChangeType\":\"Added\"}",
+            "{\"Id\":\"o-6\",\"Changes\":null}",
+            "{\"Id\":\"o-7\"}",
+            "{\"Id\":\"o-8\",\"Changes\":[\"s3cret8\"]}",
+        };
+        char *dir = tmpdir_make();
+        unsetenv("CREDENTIALS_DIRECTORY");
+        struct journal_seal *s = load(dir);
+        for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+                struct ca_error err = {0};
+                char *sealed = NULL, *opened = NULL;
+                assert_int_equal(journal_seal_order(s, forms[i], &sealed, &err), 0);
+                assert_null(strstr(sealed, "s3cret"));
+                assert_null(strstr(sealed, PASSWORD));
+                json_t *was = json_loads(forms[i], 0, NULL),
+                       *sealed_tree = json_loads(sealed, 0, NULL);
+                assert_non_null(was);
+                assert_non_null(sealed_tree); /* valid JSON, whichever way it was made */
+                if (i == 1)                   /* sealed in place: the rest of the text as written */
+                        assert_non_null(
+                            strstr(sealed, "{ \"Id\" : \"o-2\", \"Changes\" : {\"$sealed\""));
+                assert_int_equal(journal_seal_open_order(s, sealed, &opened, &err), 0);
+                json_t *now = json_loads(opened, 0, NULL);
+                assert_non_null(now);
+                assert_true(json_equal(was, now));
+                json_decref(was);
+                json_decref(sealed_tree);
+                json_decref(now);
+                journal_seal_text_free(opened);
+                free(sealed);
+        }
+        journal_seal_free(s);
+        tmpdir_remove(dir);
 }
 
 static void test_round_trip(void **state)
@@ -131,6 +178,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_round_trip),
+            cmocka_unit_test(test_forms),
             cmocka_unit_test(test_key_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
