@@ -740,9 +740,14 @@ def agent_builds(spec, default):
 
 
 def use_build(b):
+    """The agent, its plug-ins and its simulated server from build b: an older build meets
+    the server it was tested with (the server grows stricter with each fix)."""
     import agent_harness
     agent_harness.AGENT_BIN = os.path.join(b, "agent", "connector-agent")
     agent_harness.BACKEND_DIR = os.path.join(b, "backends")
+    sim = os.path.join(b, "tests", "simserver", "ca-simserver")
+    if os.path.exists(sim):
+        os.environ["CA_SIMSERVER_BIN"] = sim
 
 
 def agent_round(d, who, build, conn, rt_name, rt, n, rnd, out, cpu):
