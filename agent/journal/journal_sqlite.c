@@ -47,7 +47,7 @@ static const char *const stmt_sql[JS_COUNT_STMTS] = {
                      "connector = ?1",
     [JS_COUNT_ALL] = "SELECT count(*) FROM entries WHERE state = 2 AND refusal IS NULL",
     [JS_MARK] = "UPDATE entries SET state = 3, reported_at = ?3 "
-                "WHERE connector = ?1 AND state = 2 AND key IN (SELECT value FROM json_each(?2))",
+                "WHERE connector = ?1 AND key IN (SELECT value FROM json_each(?2)) AND +state = 2",
     [JS_IN_DOUBT] = "SELECT key, order_json FROM entries "
                     "WHERE state = 1 AND connector = ?1 ORDER BY seq",
     [JS_QUEUED] = "SELECT key, order_json FROM entries "
