@@ -417,6 +417,18 @@ static void agents_members(char *text, size_t len)
 
 /* --- the tests --- */
 
+/* The mapping kv is refused, and the message says needle. */
+static void mapping_refused(void *inst, const char *const *kv, const char *needle)
+{
+        struct ca_settings m;
+        struct ca_backend_error err = {0};
+        settings_make(&m, kv);
+        assert_int_equal(T.ops->mapping_check(inst, backend_settings(&m), &err),
+                         CA_BACKEND_EINVALID);
+        expect_in(err.message, needle);
+        settings_clear(&m);
+}
+
 static void test_settings_refused(void **state)
 {
         struct conn c;
@@ -464,12 +476,7 @@ static void test_settings_refused(void **state)
         /* A leading ';' is no attribute description (found by fuzz_backend_ldap). */
         const char *semi[] = {"base_dn", PEOPLE, "rdn_attribute", ";cn", "object_class",
                               "person",  NULL};
-        settings_make(&m, semi);
-        memset(&err, 0, sizeof(err));
-        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
-                         CA_BACKEND_EINVALID);
-        expect_in(err.message, "rdn_attribute = ;cn");
-        settings_clear(&m);
+        mapping_refused(c.inst, semi, "rdn_attribute = ;cn");
         settings_make(&m, people_map);
         memset(&err, 0, sizeof(err));
         assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err), 0);
@@ -1257,12 +1264,8 @@ static void test_account_state_attribute(void **state)
                                "enabled_attribute",
                                "employeeType",
                                NULL};
-        settings_make(&m, no_dv);
-        memset(&err, 0, sizeof(err));
-        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
-                         CA_BACKEND_EINVALID);
-        expect_in(err.message, "disabled_value: required with enabled_attribute = employeeType");
-        settings_clear(&m);
+        mapping_refused(c.inst, no_dv,
+                        "disabled_value: required with enabled_attribute = employeeType");
         const char *no_ec[] = {"base_dn",
                                PEOPLE,
                                "rdn_attribute",
@@ -1274,12 +1277,7 @@ static void test_account_state_attribute(void **state)
                                "disabled_value",
                                "x",
                                NULL};
-        settings_make(&m, no_ec);
-        memset(&err, 0, sizeof(err));
-        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
-                         CA_BACKEND_EINVALID);
-        expect_in(err.message, "enabled_attribute: only with enabled_change");
-        settings_clear(&m);
+        mapping_refused(c.inst, no_ec, "enabled_attribute: only with enabled_change");
         const char *no_ea[] = {"base_dn",
                                PEOPLE,
                                "rdn_attribute",
@@ -1291,12 +1289,7 @@ static void test_account_state_attribute(void **state)
                                "enabled_value",
                                "on",
                                NULL};
-        settings_make(&m, no_ea);
-        memset(&err, 0, sizeof(err));
-        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
-                         CA_BACKEND_EINVALID);
-        expect_in(err.message, "enabled_value: only with enabled_attribute");
-        settings_clear(&m);
+        mapping_refused(c.inst, no_ea, "enabled_value: only with enabled_attribute");
         const char *uac_vals[] = {"base_dn",
                                   PEOPLE,
                                   "rdn_attribute",
@@ -1310,12 +1303,7 @@ static void test_account_state_attribute(void **state)
                                   "disabled_value",
                                   "514",
                                   NULL};
-        settings_make(&m, uac_vals);
-        memset(&err, 0, sizeof(err));
-        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
-                         CA_BACKEND_EINVALID);
-        expect_in(err.message, "not with enabled_attribute = userAccountControl");
-        settings_clear(&m);
+        mapping_refused(c.inst, uac_vals, "not with enabled_attribute = userAccountControl");
         const char *same[] = {"base_dn",
                               PEOPLE,
                               "rdn_attribute",
@@ -1331,12 +1319,7 @@ static void test_account_state_attribute(void **state)
                               "disabled_value",
                               "x",
                               NULL};
-        settings_make(&m, same);
-        memset(&err, 0, sizeof(err));
-        assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err),
-                         CA_BACKEND_EINVALID);
-        expect_in(err.message, "enabled_value = x: the same as disabled_value");
-        settings_clear(&m);
+        mapping_refused(c.inst, same, "enabled_value = x: the same as disabled_value");
         settings_make(&m, et_map);
         memset(&err, 0, sizeof(err));
         assert_int_equal(T.ops->mapping_check(c.inst, backend_settings(&m), &err), 0);
